@@ -1,0 +1,97 @@
+//! Packet I/O backends behind two small traits: [`FrameRx`] (one receive
+//! queue of one interface, possibly a fanout member) and [`FrameTx`] (a
+//! thread-safe sender on one interface).
+//!
+//! Two Linux backends exist: [`afpacket`] (raw AF_PACKET via libc, batched
+//! `recvmmsg`/`sendmmsg`, PACKET_IGNORE_OUTGOING, checksum-offload aware) and
+//! [`pnet_link`] (pnet's datalink channel, one syscall pair per packet).
+
+pub mod afpacket;
+pub mod ethtool;
+pub mod iface;
+pub mod pnet_link;
+
+use std::io;
+
+/// Largest frame a receive buffer holds: a 64 KiB GSO/GRO super-frame plus
+/// headers. Anything longer is reported as truncated, never silently cut.
+pub const MAX_FRAME: usize = 65536 + 64;
+
+/// A batch of received frames, reused across calls.
+pub struct RxBatch {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    flags: Vec<RxFlags>,
+    count: usize,
+}
+
+/// Per-frame facts the kernel reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxFlags {
+    /// The frame was longer than the buffer and was cut (MSG_TRUNC).
+    pub truncated: bool,
+    /// TCP/UDP checksum is only the pseudo-header sum (TP_STATUS_CSUMNOTREADY).
+    pub csum_partial: bool,
+}
+
+impl RxBatch {
+    /// `n` buffers of `MAX_FRAME` bytes.
+    pub fn new(n: usize) -> Self {
+        RxBatch {
+            bufs: (0..n).map(|_| vec![0; MAX_FRAME]).collect(),
+            lens: vec![0; n],
+            flags: vec![RxFlags::default(); n],
+            count: 0,
+        }
+    }
+    /// Capacity in frames.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
+    }
+    /// Frames filled by the last receive.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    /// True when the last receive returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    /// Frame `i` (mutable, for in-place rewriting) and its flags.
+    pub fn frame_mut(&mut self, i: usize) -> Option<(&mut [u8], RxFlags)> {
+        let len = *self.lens.get(i)?;
+        let flags = *self.flags.get(i)?;
+        self.bufs
+            .get_mut(i)
+            .map(|b| (&mut b[..len.min(MAX_FRAME)], flags))
+    }
+    /// For backends: buffers, lengths and flags to fill.
+    pub(crate) fn parts_mut(&mut self) -> (&mut [Vec<u8>], &mut [usize], &mut [RxFlags]) {
+        (&mut self.bufs, &mut self.lens, &mut self.flags)
+    }
+    /// For backends: sets how many frames were filled.
+    pub(crate) fn set_len(&mut self, n: usize) {
+        self.count = n.min(self.bufs.len());
+    }
+}
+
+/// One receive queue.
+pub trait FrameRx: Send {
+    /// Waits up to `timeout_ms` for frames and fills `batch`; returns the count (0 on timeout).
+    fn recv_batch(&mut self, batch: &mut RxBatch, timeout_ms: i32) -> io::Result<usize>;
+}
+
+/// A sender on one interface, shareable between threads.
+pub trait FrameTx: Send + Sync {
+    /// Sends every frame; returns how many the kernel accepted.
+    fn send_batch(&self, frames: &[&[u8]]) -> io::Result<usize>;
+}
+
+/// Opens queues and senders on named interfaces.
+pub trait Backend: Send + Sync {
+    /// A receive queue on `ifname` joined to fanout group `group`.
+    fn open_rx(&self, ifname: &str, group: u16) -> io::Result<Box<dyn FrameRx>>;
+    /// A sender on `ifname`.
+    fn open_tx(&self, ifname: &str) -> io::Result<Box<dyn FrameTx>>;
+    /// Name for logs and metrics.
+    fn name(&self) -> &'static str;
+}

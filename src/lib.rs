@@ -1,0 +1,15 @@
+//! spimux: a userspace NAT router dataplane that lets many inside hosts run
+//! plain IPsec ESP to one outside responder through one public address, by
+//! matching inbound ESP on a hash relation between SPIs.
+//!
+//! Layers, top to bottom (dependencies point down only):
+//! - [`router`]: the daemon (threads, ARP, routing, metrics, config).
+//! - [`io`]: packet I/O backends behind the [`io::Link`] trait.
+//! - protocol cores without I/O or clock reads: [`nat`], [`spi`].
+//! - [`wire`]: checked zero-copy packet views.
+
+pub mod io;
+pub mod nat;
+pub mod router;
+pub mod spi;
+pub mod wire;
