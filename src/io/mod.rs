@@ -64,6 +64,11 @@ impl RxBatch {
             .get_mut(i)
             .map(|b| (&mut b[..len.min(MAX_FRAME)], flags))
     }
+    /// Frame `i` as received (after in-place rewriting).
+    pub fn frame(&self, i: usize) -> Option<&[u8]> {
+        let len = *self.lens.get(i)?;
+        self.bufs.get(i).map(|b| &b[..len.min(MAX_FRAME)])
+    }
     /// For backends: buffers, lengths and flags to fill.
     pub(crate) fn parts_mut(&mut self) -> (&mut [Vec<u8>], &mut [usize], &mut [RxFlags]) {
         (&mut self.bufs, &mut self.lens, &mut self.flags)

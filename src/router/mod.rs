@@ -1,1 +1,287 @@
-//! Router daemon.
+//! The router daemon: opens the interfaces, starts the receive threads and
+//! the housekeeping thread, serves metrics, and stops cleanly on SIGINT or
+//! SIGTERM.
+
+pub mod arp;
+pub mod config;
+pub mod metrics;
+pub mod originate;
+pub mod route;
+pub mod stats;
+pub mod worker;
+
+use crate::io::{afpacket::AfPacket, ethtool, iface, pnet_link::Pnet, Backend, FrameTx};
+use crate::nat::{Millis, Nat, NatEvents};
+use crate::wire::ethernet::Mac;
+use config::{BackendKind, RouterConfig};
+use route::Routes;
+use stats::{Counters, DropReason, Side, StatsRegistry};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// State every thread shares.
+pub struct Shared {
+    /// NAT core.
+    pub nat: Nat,
+    /// ARP resolver.
+    pub arp: arp::ArpTable,
+    /// Routing table.
+    pub routes: Routes,
+    /// Router's inside address.
+    pub inside_ip: Ipv4Addr,
+    /// Router's outside address.
+    pub outside_ip: Ipv4Addr,
+    macs: [Mac; 2],
+    start: Instant,
+    /// Set to stop every thread.
+    pub shutdown: AtomicBool,
+    /// Per-thread counters.
+    pub stats: StatsRegistry,
+    /// Worker count.
+    pub workers: usize,
+    /// Backend name.
+    pub backend: &'static str,
+}
+
+impl Shared {
+    /// Milliseconds since start (monotonic).
+    pub fn now(&self) -> Millis {
+        self.start.elapsed().as_millis() as Millis
+    }
+    /// MAC of a data interface.
+    pub fn iface_mac(&self, side: Side) -> Mac {
+        self.macs[side as usize]
+    }
+    /// Our address on a side.
+    pub fn ip_on(&self, side: Side) -> Ipv4Addr {
+        match side {
+            Side::Inside => self.inside_ip,
+            Side::Outside => self.outside_ip,
+        }
+    }
+    /// True when `ip` is ours on `side` (ARP target check).
+    pub fn owns(&self, side: Side, ip: Ipv4Addr) -> bool {
+        match side {
+            Side::Inside => ip == self.inside_ip,
+            Side::Outside => self.nat.is_external(ip),
+        }
+    }
+}
+
+/// Why the router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error("config: {0}")]
+    Config(#[from] crate::nat::ConfigError),
+    /// An interface or socket could not be opened.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
+}
+
+/// A started router; dropping it does not stop it, call `stop`.
+pub struct Running {
+    /// Shared state (for metrics and tests).
+    pub shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Bound metrics address, when enabled.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl Running {
+    /// Requests shutdown and joins every thread.
+    pub fn stop(self) -> Counters {
+        self.shared.shutdown.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.shared.stats.total()
+    }
+}
+
+/// Opens everything first (so a failure leaves nothing half-started), then starts the threads.
+pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
+    cfg.validate()?;
+    let workers = cfg.workers();
+    let backend: Box<dyn Backend> = match cfg.dataplane.backend {
+        BackendKind::Afpacket => Box::new(AfPacket {
+            batch: cfg.dataplane.batch,
+        }),
+        BackendKind::Pnet => Box::new(Pnet),
+    };
+    let names = [
+        cfg.inside.interface.as_str(),
+        cfg.outside.interface.as_str(),
+    ];
+    let mut macs = [Mac::ZERO; 2];
+    for (i, n) in names.iter().enumerate() {
+        let info = iface::lookup(n).map_err(io_err(format!("interface {n}")))?;
+        if !info.up {
+            tracing::warn!(interface = n, "interface is down");
+        }
+        macs[i] = info.mac;
+        if cfg.dataplane.disable_offloads {
+            let r = ethtool::disable_offloads(n).map_err(io_err(format!("ethtool on {n}")))?;
+            tracing::info!(interface = n, disabled = ?r.disabled, refused = ?r.refused, "offloads");
+        }
+    }
+    let group_base = match cfg.dataplane.fanout_group {
+        0 => (std::process::id() & 0x7fff) as u16,
+        g => g,
+    };
+    // Open every socket before starting any thread.
+    let mut queues = Vec::new();
+    for _ in 0..workers {
+        for side in [Side::Inside, Side::Outside] {
+            let n = names[side as usize];
+            let group = group_base.wrapping_add(side as u16 * 0x4000);
+            let rx = backend
+                .open_rx(n, group)
+                .map_err(io_err(format!("receive socket on {n}")))?;
+            let tx_in = backend
+                .open_tx(names[0])
+                .map_err(io_err(format!("send socket on {}", names[0])))?;
+            let tx_out = backend
+                .open_tx(names[1])
+                .map_err(io_err(format!("send socket on {}", names[1])))?;
+            queues.push((side, rx, [tx_in, tx_out]));
+        }
+    }
+    let hk_tx: [Box<dyn FrameTx>; 2] = [
+        backend
+            .open_tx(names[0])
+            .map_err(io_err("housekeeping send socket"))?,
+        backend
+            .open_tx(names[1])
+            .map_err(io_err("housekeeping send socket"))?,
+    ];
+    let metrics_listener = if cfg.metrics.listen.is_empty() {
+        None
+    } else {
+        Some(
+            tiny_http::Server::http(cfg.metrics.listen.as_str()).map_err(|e| StartError::Io {
+                what: format!("metrics.listen {}", cfg.metrics.listen),
+                source: std::io::Error::other(e.to_string()),
+            })?,
+        )
+    };
+    let mut external = vec![cfg.outside.address.addr()];
+    external.dedup();
+    let nat = Nat::new(cfg.nat, cfg.esp, external, rand::random())?;
+    let shared = Arc::new(Shared {
+        nat,
+        arp: arp::ArpTable::new(cfg.arp),
+        routes: Routes::new(cfg),
+        inside_ip: cfg.inside.address.addr(),
+        outside_ip: cfg.outside.address.addr(),
+        macs,
+        start: Instant::now(),
+        shutdown: AtomicBool::new(false),
+        stats: StatsRegistry::default(),
+        workers,
+        backend: backend.name(),
+    });
+    let mut threads = Vec::new();
+    for (i, (side, rx, tx)) in queues.into_iter().enumerate() {
+        let w = worker::Worker::new(side, shared.clone(), rx, tx, shared.stats.slot());
+        let batch = cfg.dataplane.batch;
+        let t = std::thread::Builder::new()
+            .name(format!("spimux-{}-{}", side.label(), i / 2))
+            .spawn(move || w.run(batch))
+            .map_err(io_err("spawn worker"))?;
+        threads.push(t);
+    }
+    let hk_shared = shared.clone();
+    let hk_slot = shared.stats.slot();
+    threads.push(
+        std::thread::Builder::new()
+            .name("spimux-housekeeping".into())
+            .spawn(move || housekeeping(hk_shared, hk_tx, hk_slot))
+            .map_err(io_err("spawn housekeeping"))?,
+    );
+    let mut metrics_addr = None;
+    if let Some(server) = metrics_listener {
+        metrics_addr = server.server_addr().to_ip();
+        let m_shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("spimux-metrics".into())
+                .spawn(move || metrics::serve(server, m_shared))
+                .map_err(io_err("spawn metrics"))?,
+        );
+    }
+    tracing::info!(
+        workers,
+        backend = shared.backend,
+        inside = names[0],
+        outside = names[1],
+        "router started"
+    );
+    Ok(Running {
+        shared,
+        threads,
+        metrics_addr,
+    })
+}
+
+/// ARP retries and cache expiry every 100 ms; NAT expiry every second.
+fn housekeeping(
+    shared: Arc<Shared>,
+    tx: [Box<dyn FrameTx>; 2],
+    slot: Arc<parking_lot::Mutex<Counters>>,
+) {
+    let mut local = Counters::default();
+    let mut last_sweep = 0;
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = shared.now();
+        let t = shared.arp.tick(now);
+        for _ in 0..t.dropped {
+            local.count_drop(DropReason::ArpUnresolved);
+        }
+        for (side, ip) in t.retry {
+            let f = originate::arp_request(shared.iface_mac(side), shared.ip_on(side), ip);
+            if tx[side as usize].send_batch(&[&f]).unwrap_or(0) == 1 {
+                local.arp_requests_sent += 1;
+                local.tx_packets[side as usize] += 1;
+                local.tx_bytes[side as usize] += f.len() as u64;
+            }
+        }
+        if now - last_sweep >= 1000 {
+            last_sweep = now;
+            let mut ev = NatEvents::default();
+            shared.nat.expire(now, &mut ev);
+            local.nat.add(&ev);
+        }
+        *slot.lock() = local.clone();
+    }
+}
+
+/// Runs until SIGINT/SIGTERM, then stops and returns the final counters.
+pub fn run_until_signal(cfg: &RouterConfig) -> Result<Counters, StartError> {
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone()).map_err(io_err("signal handler"))?;
+    }
+    let running = start(cfg)?;
+    if let Some(a) = running.metrics_addr {
+        tracing::info!("metrics on http://{a}/metrics");
+    }
+    while !term.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::info!("signal received, stopping");
+    Ok(running.stop())
+}

@@ -1,0 +1,279 @@
+//! Prometheus text exposition at `GET /metrics`.
+//!
+//! Counters are folded from the per-thread slots at scrape time; gauges are
+//! read from the shared tables.
+
+use super::stats::{Counters, DropReason, Side};
+use super::Shared;
+use crate::nat::{NatDrop, Proto};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Families(Vec<MetricFamily>);
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut l = LabelPair::default();
+            l.set_name((*k).to_string());
+            l.set_value((*v).to_string());
+            l
+        })
+        .collect()
+}
+
+impl Families {
+    fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        ty: MetricType,
+        samples: Vec<(Vec<(&str, &str)>, f64)>,
+    ) {
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_string());
+        f.set_help(help.to_string());
+        f.set_field_type(ty);
+        for (ls, v) in samples {
+            let mut m = Metric::default();
+            m.set_label(labels(&ls));
+            if ty == MetricType::COUNTER {
+                let mut c = Counter::default();
+                c.set_value(v);
+                m.set_counter(c);
+            } else {
+                let mut g = Gauge::default();
+                g.set_value(v);
+                m.set_gauge(g);
+            }
+            f.mut_metric().push(m);
+        }
+        self.0.push(f);
+    }
+    fn counter(&mut self, name: &str, help: &str, samples: Vec<(Vec<(&str, &str)>, f64)>) {
+        self.family(name, help, MetricType::COUNTER, samples);
+    }
+    fn gauge(&mut self, name: &str, help: &str, samples: Vec<(Vec<(&str, &str)>, f64)>) {
+        self.family(name, help, MetricType::GAUGE, samples);
+    }
+}
+
+fn per_side(v: [u64; 2]) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
+    [Side::Inside, Side::Outside]
+        .iter()
+        .map(|s| (vec![("interface", s.label())], v[*s as usize] as f64))
+        .collect()
+}
+
+fn per_proto(v: [u64; 3]) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
+    Proto::ALL
+        .iter()
+        .map(|p| (vec![("protocol", p.label())], v[*p as usize] as f64))
+        .collect()
+}
+
+fn one(v: u64) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
+    vec![(vec![], v as f64)]
+}
+
+/// Renders the whole exposition text.
+pub fn render(shared: &Shared) -> String {
+    let c: Counters = shared.stats.total();
+    let mut f = Families(Vec::new());
+    f.counter(
+        "spimux_rx_packets_total",
+        "Frames received per data interface.",
+        per_side(c.rx_packets),
+    );
+    f.counter(
+        "spimux_rx_bytes_total",
+        "Bytes received per data interface.",
+        per_side(c.rx_bytes),
+    );
+    f.counter(
+        "spimux_tx_packets_total",
+        "Frames sent per data interface.",
+        per_side(c.tx_packets),
+    );
+    f.counter(
+        "spimux_tx_bytes_total",
+        "Bytes sent per data interface.",
+        per_side(c.tx_bytes),
+    );
+    f.counter(
+        "spimux_drops_total",
+        "Frames dropped, by reason.",
+        DropReason::all()
+            .map(|d| (vec![("reason", d.label())], c.drops[d.index()] as f64))
+            .collect(),
+    );
+    let n = &c.nat;
+    f.counter(
+        "spimux_nat_sessions_created_total",
+        "NAT sessions created, by protocol.",
+        per_proto(n.created),
+    );
+    f.counter(
+        "spimux_nat_sessions_expired_total",
+        "NAT sessions expired, by protocol.",
+        per_proto(n.expired),
+    );
+    f.counter(
+        "spimux_nat_icmp_errors_translated_total",
+        "ICMP errors whose quoted packet was translated.",
+        one(n.icmp_errors_translated),
+    );
+    f.counter(
+        "spimux_nat_hairpinned_total",
+        "Packets hairpinned from inside to an external address.",
+        one(n.hairpinned),
+    );
+    f.counter(
+        "spimux_esp_spis_recorded_total",
+        "Outbound ESP SPIs recorded.",
+        one(n.esp.spis_recorded),
+    );
+    f.counter(
+        "spimux_esp_matches_total",
+        "Unknown inbound SPIs bound to an inside host, by relation.",
+        vec![
+            (
+                vec![("relation", "responder_derived")],
+                n.esp.matched_responder_derived as f64,
+            ),
+            (
+                vec![("relation", "inside_derived")],
+                n.esp.matched_inside_derived as f64,
+            ),
+            (
+                vec![("relation", "single_pending_fallback")],
+                n.esp.fallback_binds as f64,
+            ),
+        ],
+    );
+    f.counter(
+        "spimux_esp_collisions_total",
+        "Inbound ESP dropped: SPI matched several inside hosts.",
+        one(n.drops[NatDrop::EspCollision as usize]),
+    );
+    f.counter(
+        "spimux_esp_unmatched_total",
+        "Inbound ESP dropped: SPI matched no inside host.",
+        one(n.drops[NatDrop::EspUnmatched as usize]),
+    );
+    f.counter(
+        "spimux_esp_bound_packets_total",
+        "Inbound ESP forwarded on an existing binding.",
+        one(n.esp.bound_packets),
+    );
+    f.counter(
+        "spimux_esp_bindings_expired_total",
+        "Inbound SPI bindings expired.",
+        one(n.esp.bindings_expired),
+    );
+    f.counter(
+        "spimux_esp_spis_expired_total",
+        "Recorded outbound SPIs expired.",
+        one(n.esp.spis_expired),
+    );
+    f.counter(
+        "spimux_arp_requests_sent_total",
+        "ARP requests sent.",
+        one(c.arp_requests_sent),
+    );
+    f.counter(
+        "spimux_arp_replies_sent_total",
+        "ARP requests answered.",
+        one(c.arp_replies_sent),
+    );
+    f.counter(
+        "spimux_icmp_sent_total",
+        "ICMP messages originated by the router.",
+        one(c.icmp_sent),
+    );
+    f.counter(
+        "spimux_checksums_completed_total",
+        "Partial (offloaded) TCP/UDP checksums completed in software.",
+        one(c.csum_completed),
+    );
+    let t = &shared.nat.table;
+    f.gauge(
+        "spimux_nat_sessions",
+        "Live NAT sessions.",
+        one(t.session_count() as u64),
+    );
+    let by = t.mapping_count_by_proto();
+    f.gauge(
+        "spimux_nat_mappings",
+        "Live NAT mappings, by protocol.",
+        per_proto([by[0] as u64, by[1] as u64, by[2] as u64]),
+    );
+    f.gauge(
+        "spimux_nat_inside_hosts",
+        "Inside hosts with NAT state.",
+        one(t.host_count() as u64),
+    );
+    f.gauge(
+        "spimux_esp_bindings",
+        "Inbound SPI bindings.",
+        one(shared.nat.esp.binding_count() as u64),
+    );
+    f.gauge(
+        "spimux_esp_recorded_spis",
+        "Recorded outbound SPIs.",
+        one(shared.nat.esp.recorded_count() as u64),
+    );
+    f.gauge(
+        "spimux_arp_cache_entries",
+        "ARP cache entries.",
+        one(shared.arp.len() as u64),
+    );
+    f.gauge(
+        "spimux_workers",
+        "Worker count (each has one receive thread per interface).",
+        one(shared.workers as u64),
+    );
+    f.gauge(
+        "spimux_build_info",
+        "Build and runtime facts.",
+        vec![(
+            vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("backend", shared.backend),
+            ],
+            1.0,
+        )],
+    );
+    let mut buf = Vec::new();
+    if TextEncoder::new().encode(&f.0, &mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Serves `/metrics` until shutdown.
+pub fn serve(server: tiny_http::Server, shared: Arc<Shared>) {
+    let ctype =
+        tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..]).ok();
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        let req = match server.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(_) => continue,
+        };
+        let resp = if req.url() == "/metrics" && *req.method() == tiny_http::Method::Get {
+            let mut r = tiny_http::Response::from_string(render(&shared));
+            if let Some(h) = ctype.clone() {
+                r.add_header(h);
+            }
+            r
+        } else {
+            tiny_http::Response::from_string("spimux: try /metrics\n").with_status_code(404)
+        };
+        let _ = req.respond(resp);
+    }
+}
