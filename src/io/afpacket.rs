@@ -16,6 +16,7 @@ const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_FANOUT_HASH: u32 = 0;
 const PACKET_OUTGOING: u8 = 4;
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const ETH_P_ALL: u16 = 0x0003;
 const RCVBUF_BYTES: libc::c_int = 8 << 20;
 
@@ -204,7 +205,7 @@ impl AfPacketRx {
             let m = &msgs[i];
             let mut f = RxFlags {
                 truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
-                csum_partial: false,
+                ..RxFlags::default()
             };
             // SAFETY: walks the control buffer the kernel filled, within msg_controllen.
             unsafe {
@@ -214,6 +215,7 @@ impl AfPacketRx {
                         let aux: TpacketAuxdata =
                             std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                         f.csum_partial = aux.tp_status & TP_STATUS_CSUMNOTREADY != 0;
+                        f.vlan = aux.tp_status & TP_STATUS_VLAN_VALID != 0;
                         if aux.tp_len as usize > m.msg_len as usize {
                             f.truncated = true;
                         }

@@ -32,6 +32,9 @@ pub struct RxFlags {
     pub truncated: bool,
     /// TCP/UDP checksum is only the pseudo-header sum (TP_STATUS_CSUMNOTREADY).
     pub csum_partial: bool,
+    /// The kernel stripped an 802.1Q tag into metadata (TP_STATUS_VLAN_VALID):
+    /// the frame was tagged even though the bytes show no tag.
+    pub vlan: bool,
 }
 
 impl RxBatch {

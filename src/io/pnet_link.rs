@@ -87,7 +87,7 @@ impl FrameRx for PnetRx {
                 // The read buffer is one byte larger than MAX_FRAME: filling it means the frame was cut.
                 *flag = RxFlags {
                     truncated: frame.len() > MAX_FRAME,
-                    csum_partial: false,
+                    ..RxFlags::default()
                 };
                 batch.set_len(1);
                 Ok(1)

@@ -346,7 +346,6 @@ impl Table {
         self.create_session(
             mk,
             proto,
-            inside.ip,
             remote,
             tcp_state::update(0, tcp_flags, Dir::Out),
             now,
@@ -358,12 +357,12 @@ impl Table {
         &self,
         mk: InsideKey,
         proto: u8,
-        host: Ipv4Addr,
         remote: Endpoint,
         tcp: u8,
         now: Millis,
         ev: &mut NatEvents,
     ) -> Result<Endpoint, NatDrop> {
+        let host = mk.parts().1;
         self.admit(host, now, ev)?;
         // Take a session reference on the mapping (creating it) under its shard lock,
         // so the sweep cannot remove it between here and the session insert.
@@ -467,7 +466,7 @@ impl Table {
             return Err(ev.count(NatDrop::Filtered));
         }
         let tcp = tcp_state::update(0, tcp_flags, Dir::In);
-        self.create_session(mk, proto, in_ip, remote, tcp, now, ev)?;
+        self.create_session(mk, proto, remote, tcp, now, ev)?;
         Ok(Endpoint {
             ip: in_ip,
             port: in_port,

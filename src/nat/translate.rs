@@ -324,14 +324,12 @@ fn rewrite_quote(
     let (hdr, l4) = quote.split_at_mut(q_hl.min(quote.len()));
     if let Some(f) = l4_fields(q_proto, src_side) {
         rewrite_l4(l4, &f, old_ip, new.ip, new.port);
-    } else if q_proto == ICMP {
-        if l4.len() >= 6 {
-            let old = be16(l4, 4);
-            put16(l4, 4, new.port);
-            if l4.len() >= 4 {
-                let c = update16(be16(l4, 2), old, new.port);
-                put16(l4, 2, c);
-            }
+    } else if q_proto == ICMP && l4.len() >= 6 {
+        let old = be16(l4, 4);
+        put16(l4, 4, new.port);
+        if l4.len() >= 4 {
+            let c = update16(be16(l4, 2), old, new.port);
+            put16(l4, 2, c);
         }
     }
     if hdr.len() >= ipv4::MIN_HEADER_LEN {

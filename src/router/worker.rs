@@ -125,6 +125,9 @@ impl Worker {
         if flags.truncated {
             return Verdict::Drop(DropReason::Oversize);
         }
+        if flags.vlan {
+            return Verdict::Drop(DropReason::Vlan);
+        }
         let Ok(eth) = ethernet::Frame::new_checked(&*frame) else {
             return Verdict::Drop(DropReason::EthTruncated);
         };
@@ -148,8 +151,8 @@ impl Worker {
                     return Verdict::Drop(DropReason::EthTruncated);
                 };
                 let v = match self.side {
-                    Side::Inside => self.from_inside(ip, src_mac, flags, now),
-                    Side::Outside => self.from_outside(ip, src_mac, flags, now),
+                    Side::Inside => self.ingress_inside(ip, src_mac, flags, now),
+                    Side::Outside => self.ingress_outside(ip, src_mac, flags, now),
                 };
                 if let Verdict::Forward(side, mac) = v {
                     let _ = ethernet::emit_header(
@@ -218,7 +221,7 @@ impl Worker {
         Ok(())
     }
 
-    fn from_inside(&mut self, ip: &mut [u8], src_mac: Mac, flags: RxFlags, now: u64) -> Verdict {
+    fn ingress_inside(&mut self, ip: &mut [u8], src_mac: Mac, flags: RxFlags, now: u64) -> Verdict {
         if let Err(r) = self.check_ip(ip, flags) {
             return Verdict::Drop(r);
         }
@@ -242,7 +245,7 @@ impl Worker {
         if let NextHop::Inside(_) = hop {
             // Inside to inside (e.g. a static route): plain forwarding, no NAT.
             decrement_ttl(ip);
-            return self.to_next_hop(ip, hop, now);
+            return self.forward_to(ip, hop, now);
         }
         if let Err(r) = self.shared.nat.outbound(ip, now, &mut self.local.nat) {
             return Verdict::Drop(DropReason::Nat(r));
@@ -260,12 +263,18 @@ impl Worker {
             let Some(hop) = self.shared.routes.lookup(inner) else {
                 return Verdict::Drop(DropReason::NoRoute);
             };
-            return self.to_next_hop(ip, hop, now);
+            return self.forward_to(ip, hop, now);
         }
-        self.to_next_hop(ip, hop, now)
+        self.forward_to(ip, hop, now)
     }
 
-    fn from_outside(&mut self, ip: &mut [u8], src_mac: Mac, flags: RxFlags, now: u64) -> Verdict {
+    fn ingress_outside(
+        &mut self,
+        ip: &mut [u8],
+        src_mac: Mac,
+        flags: RxFlags,
+        now: u64,
+    ) -> Verdict {
         if let Err(r) = self.check_ip(ip, flags) {
             return Verdict::Drop(r);
         }
@@ -291,7 +300,7 @@ impl Worker {
             return Verdict::Drop(DropReason::IpMalformed);
         };
         match self.shared.routes.lookup(inner) {
-            Some(hop @ NextHop::Inside(_)) => self.to_next_hop(ip, hop, now),
+            Some(hop @ NextHop::Inside(_)) => self.forward_to(ip, hop, now),
             _ => Verdict::Drop(DropReason::NoRoute),
         }
     }
@@ -322,7 +331,7 @@ impl Worker {
     }
 
     /// Sets the Ethernet header for `hop` in place, or queues the frame for ARP.
-    fn to_next_hop(&mut self, ip: &mut [u8], hop: NextHop, now: u64) -> Verdict {
+    fn forward_to(&mut self, ip: &mut [u8], hop: NextHop, now: u64) -> Verdict {
         let (side, neigh) = match hop {
             NextHop::Inside(a) => (Side::Inside, a),
             NextHop::Outside(a) => (Side::Outside, a),

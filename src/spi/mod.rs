@@ -201,7 +201,7 @@ mod tests {
         };
         l.validate().unwrap();
         // MD5(D4560CA1)[13..16] = b2 96 17
-        assert_eq!(l.derive_with(0xD456_0CA1, 0x0000_00ff), 0xB296_17ff);
+        assert_eq!(l.derive_with(0xD456_0CA1, 0x0000_00ff), 0xB296_17FF);
         let full = Layout {
             tag_len: 4,
             spi_offset: 0,

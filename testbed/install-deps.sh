@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages the demo and the test suite need (Debian 12).
+# Idempotent: does nothing when every tool is already present.
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have nft || need+=(nftables)
+have iperf3 || need+=(iperf3)
+have tcpdump || need+=(tcpdump)
+have trafgen || need+=(netsniff-ng)
+have socat || need+=(socat)
+have curl || need+=(curl)
+have ethtool || need+=(ethtool)
+have ping || need+=(iputils-ping)
+have traceroute || need+=(traceroute)
+/usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+if ((${#need[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then echo "install-deps: need root to install: ${need[*]}" >&2; exit 1; fi
+  echo "install-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Prometheus-style checks and e2e tests use cargo-nextest when present; cargo test otherwise.

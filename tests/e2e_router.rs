@@ -1,0 +1,423 @@
+//! End-to-end: the spimux router in the namespace testbed with real tools
+//! (ping, curl, socat, iperf3, traceroute, raw ESP peers, scapy).
+
+mod support;
+
+use spimux::spi::Layout;
+use support::*;
+
+fn mac_of(bed: &Bed, host: &str, link: &str) -> String {
+    let out = bed.ok(
+        host,
+        &["cat", &format!("/sys/class/net/{}{link}/address", bed.p)],
+    );
+    out.trim().to_string()
+}
+
+#[test]
+fn forwards_ping_tcp_udp_and_answers_ttl_expiry() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    // ping from both inside hosts, and to the router itself.
+    for h in ["h1", "h2"] {
+        bed.ok(h, &["ping", "-c", "3", "-i", "0.2", "-W", "2", SERVER]);
+        bed.ok(h, &["ping", "-c", "1", "-W", "2", "10.6.1.1"]);
+    }
+    // The server can ping the public address (the router answers).
+    bed.ok("srv", &["ping", "-c", "1", "-W", "2", PUBLIC]);
+    // TCP: a 3 MB file over HTTP, checksum-exact, from both hosts.
+    let blob = bed.dir.join("blob");
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&blob, &data).unwrap();
+    let dir = bed.dir.to_str().unwrap().to_string();
+    bed.spawn(
+        "srv",
+        &[
+            PY,
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            SERVER,
+            "--directory",
+            &dir,
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let want = bed
+        .ok("srv", &["sha256sum", blob.to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    for h in ["h1", "h2"] {
+        let out = bed.ok(
+            h,
+            &[
+                "sh",
+                "-c",
+                &format!("curl -sf -m 20 http://{SERVER}:8080/blob | sha256sum"),
+            ],
+        );
+        assert_eq!(
+            out.split_whitespace().next().unwrap(),
+            want,
+            "{h} download intact"
+        );
+    }
+    // UDP request/response through socat.
+    bed.spawn(
+        "srv",
+        &[
+            "socat",
+            &format!("UDP-RECVFROM:5353,bind={SERVER},fork"),
+            "EXEC:cat",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for h in ["h1", "h2"] {
+        let out = bed.ok(
+            h,
+            &[
+                "sh",
+                "-c",
+                &format!("echo hello-{h} | socat -t 2 - UDP:{SERVER}:5353"),
+            ],
+        );
+        assert_eq!(out.trim(), format!("hello-{h}"));
+    }
+    // Traceroute: hop 1 is the router (TTL expiry answered by spimux), hop 2 the WAN
+    // router (its ICMP error translated back through the NAT), hop 3 the server.
+    let tr = bed.ok(
+        "h1",
+        &["traceroute", "-n", "-q", "1", "-w", "2", "-m", "3", SERVER],
+    );
+    let hops: Vec<&str> = tr
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(hops, ["10.6.1.1", "203.0.113.1", SERVER], "{tr}");
+    // iperf3 TCP for a few seconds.
+    bed.spawn("srv", &["iperf3", "-s", "-1", "-B", SERVER]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ip = bed.ok("h2", &["iperf3", "-c", SERVER, "-t", "3", "-J"]);
+    assert!(ip.contains("\"sum_received\""), "iperf3 finished");
+    let m = bed.metrics();
+    assert!(metric_in(&m, "spimux_nat_sessions_created_total{protocol=\"tcp\"}") >= 3.0);
+    assert!(metric_in(&m, "spimux_nat_sessions_created_total{protocol=\"udp\"}") >= 2.0);
+    assert!(metric_in(&m, "spimux_nat_sessions_created_total{protocol=\"icmp\"}") >= 2.0);
+    assert!(metric_in(&m, "spimux_drops_total{reason=\"ttl_exceeded\"}") >= 1.0);
+    assert!(metric_in(&m, "spimux_nat_icmp_errors_translated_total") >= 1.0);
+    assert!(bed.stop_router(), "clean exit on SIGTERM");
+}
+
+struct Round {
+    h1: EspResult,
+    h2: EspResult,
+}
+
+/// Both inside hosts run plain ESP to the server at once; the server answers
+/// each on the host's own inbound SPI.
+fn esp_round(bed: &Bed, s_o: [u32; 2], salt: u32) -> Round {
+    let l = Layout::default();
+    let s_r = [
+        l.derive_with(s_o[0], salt),
+        l.derive_with(s_o[1], salt.rotate_left(16)),
+    ];
+    let script = format!("{ROOT}/testbed/esp_peer.py");
+    let pairs = format!("{:#x}:{:#x},{:#x}:{:#x}", s_r[0], s_o[0], s_r[1], s_o[1]);
+    let mut resp = bed
+        .cmd(
+            "srv",
+            &[
+                "timeout",
+                "20",
+                PY,
+                &script,
+                "responder",
+                "--bind",
+                SERVER,
+                "--pairs",
+                &pairs,
+                "--seconds",
+                "8",
+            ],
+        )
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let host = |h: &str, i: usize| {
+        bed.cmd(
+            h,
+            &[
+                "timeout",
+                "20",
+                PY,
+                &script,
+                "host",
+                "--dst",
+                SERVER,
+                "--spi-out",
+                &format!("{:#x}", s_r[i]),
+                "--spi-in",
+                &format!("{:#x}", s_o[i]),
+                "--count",
+                "20",
+                "--interval",
+                "0.02",
+                "--timeout",
+                "4",
+                "--tag",
+                h,
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (c1, c2) = (host("h1", 0), host("h2", 1));
+    let (o1, o2) = (
+        c1.wait_with_output().unwrap(),
+        c2.wait_with_output().unwrap(),
+    );
+    let _ = resp.kill();
+    let _ = resp.wait();
+    Round {
+        h1: parse_esp(&String::from_utf8_lossy(&o1.stdout)),
+        h2: parse_esp(&String::from_utf8_lossy(&o2.stdout)),
+    }
+}
+
+#[test]
+fn esp_seed_scenario_spimux_delivers_where_kernel_masquerade_fails() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    let rounds = [
+        ([0xD456_0CA1u32, 0xB728_5662u32], 0x1357_0000u32),
+        // "Rekey": fresh SPI pairs on both hosts.
+        ([0x0A0B_0C0D, 0x7777_1234], 0x2468_0000),
+    ];
+    let mut spimux_rounds = Vec::new();
+    for (s_o, salt) in rounds {
+        let r = esp_round(&bed, s_o, salt);
+        for (h, res) in [("h1", r.h1), ("h2", r.h2)] {
+            assert_eq!(res.sent, 20, "{h} sent");
+            assert_eq!(
+                res.own, 20,
+                "{h}: every reply on its own SPI reached it: {res:?}"
+            );
+            assert_eq!(res.foreign, 0, "{h}: nothing misdelivered: {res:?}");
+        }
+        spimux_rounds.push(r);
+    }
+    assert_eq!(
+        bed.metric("spimux_esp_matches_total{relation=\"responder_derived\"}"),
+        4.0
+    );
+    assert_eq!(bed.metric("spimux_esp_collisions_total"), 0.0);
+    assert!(bed.stop_router());
+
+    // Same scenario, same testbed, Linux nft masquerade instead of spimux.
+    bed.topology(&["kernel-nat", "on"]);
+    let k = esp_round(&bed, [0x1111_2222, 0x3333_4444], 0x5555_0000);
+    bed.topology(&["kernel-nat", "off"]);
+    println!("ESP seed scenario, 20 packets per host per round (own = replies on the host's SPI):");
+    for (i, r) in spimux_rounds.iter().enumerate() {
+        println!("  spimux round {i}: h1 {:?}  h2 {:?}", r.h1, r.h2);
+    }
+    println!("  nft masquerade: h1 {:?}  h2 {:?}", k.h1, k.h2);
+    let kernel_ok = |r: EspResult| r.own == r.sent && r.foreign == 0;
+    assert!(
+        !(kernel_ok(k.h1) && kernel_ok(k.h2)),
+        "expected Linux masquerade to drop or misdeliver one host's ESP: {:?} {:?}",
+        k.h1,
+        k.h2
+    );
+}
+
+#[test]
+fn esp_collision_and_unmatched_are_dropped_and_counted() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    let l = Layout::default();
+    let script = format!("{ROOT}/testbed/esp_peer.py");
+    let s_o = 0xD456_0CA1u32;
+    // Crafted pair: both hosts' outbound SPIs carry the tag of the same inbound SPI.
+    for (h, salt) in [("h1", 0x1111_0000u32), ("h2", 0x2222_0000)] {
+        bed.ok(
+            h,
+            &[
+                PY,
+                &script,
+                "send",
+                "--dst",
+                SERVER,
+                "--spi",
+                &format!("{:#x}", l.derive_with(s_o, salt)),
+            ],
+        );
+    }
+    bed.ok(
+        "srv",
+        &[
+            PY,
+            &script,
+            "send",
+            "--dst",
+            PUBLIC,
+            "--spi",
+            &format!("{s_o:#x}"),
+            "--count",
+            "3",
+        ],
+    );
+    // An SPI that matches nobody.
+    bed.ok(
+        "srv",
+        &[
+            PY,
+            &script,
+            "send",
+            "--dst",
+            PUBLIC,
+            "--spi",
+            "0x0badf00d",
+            "--count",
+            "2",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let m = bed.metrics();
+    assert_eq!(metric_in(&m, "spimux_esp_collisions_total"), 3.0);
+    assert_eq!(
+        metric_in(&m, "spimux_drops_total{reason=\"esp_collision\"}"),
+        3.0
+    );
+    assert_eq!(metric_in(&m, "spimux_esp_unmatched_total"), 2.0);
+    assert_eq!(metric_in(&m, "spimux_esp_bindings"), 0.0);
+    assert_eq!(metric_in(&m, "spimux_esp_recorded_spis"), 2.0);
+}
+
+#[test]
+fn malformed_input_is_counted_and_forwarding_continues() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    let script = format!("{ROOT}/testbed/malformed.py");
+    let in_mac = mac_of(&bed, "rt", "ri");
+    let out_mac = mac_of(&bed, "rt", "ro");
+    let from_inside = bed.ok(
+        "h1",
+        &[
+            PY,
+            &script,
+            &format!("{}a", bed.p),
+            &in_mac,
+            "10.6.1.2",
+            SERVER,
+        ],
+    );
+    let from_outside = bed.ok(
+        "wan",
+        &[
+            PY,
+            &script,
+            &format!("{}wr", bed.p),
+            &out_mac,
+            "203.0.113.1",
+            PUBLIC,
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(bed.router_alive(), "router survived: {}", bed.router_log());
+    let m = bed.metrics();
+    let mut reasons: Vec<String> = Vec::new();
+    for out in [from_inside, from_outside] {
+        for part in out.trim().trim_matches(['{', '}']).split(", ") {
+            if let Some((_, r)) = part.split_once(": ") {
+                reasons.push(r.trim_matches('"').to_string());
+            }
+        }
+    }
+    reasons.sort();
+    reasons.dedup();
+    let expected = [
+        "arp_malformed",
+        "fragment",
+        "ip_bad_checksum",
+        "ip_malformed",
+        "ip_truncated",
+        "malformed_l4",
+        "non_ipv4",
+        "not_for_us",
+        "ttl_exceeded",
+        "unsupported_protocol",
+        "vlan",
+    ];
+    assert_eq!(reasons, expected, "the generator covers every case");
+    for r in &reasons {
+        let v = metric_in(&m, &format!("spimux_drops_total{{reason=\"{r}\"}}"));
+        assert!(v >= 3.0, "drop reason {r} counted: {v}\n{m}");
+    }
+    // Forwarding continues for well-formed traffic from both hosts.
+    for h in ["h1", "h2"] {
+        bed.ok(h, &["ping", "-c", "2", "-i", "0.2", "-W", "2", SERVER]);
+    }
+}
+
+#[test]
+fn per_host_limit_stops_a_flood_without_starving_the_other_host() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router(
+        "[nat.limits]\nmax_sessions_per_host = 200\nnew_sessions_per_sec_per_host = 100000\nnew_sessions_burst = 100000\n",
+    );
+    // 3000 new UDP flows from h1, each from a fresh source port.
+    let flood = format!(
+        "import socket\nfor i in range(3000):\n s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n s.sendto(b'x',('{SERVER}',9))\n s.close()\n"
+    );
+    bed.ok("h1", &[PY, "-c", &flood]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let m = bed.metrics();
+    assert_eq!(
+        metric_in(&m, "spimux_nat_sessions_created_total{protocol=\"udp\"}"),
+        200.0
+    );
+    assert!(metric_in(&m, "spimux_drops_total{reason=\"host_limit\"}") >= 2700.0);
+    // The other host still gets new mappings.
+    bed.ok("h2", &["ping", "-c", "2", "-i", "0.2", "-W", "2", SERVER]);
+    bed.spawn(
+        "srv",
+        &[
+            "socat",
+            &format!("UDP-RECVFROM:5353,bind={SERVER},fork"),
+            "EXEC:cat",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = bed.ok(
+        "h2",
+        &[
+            "sh",
+            "-c",
+            &format!("echo still-here | socat -t 2 - UDP:{SERVER}:5353"),
+        ],
+    );
+    assert_eq!(out.trim(), "still-here");
+}

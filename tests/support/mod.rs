@@ -1,0 +1,274 @@
+//! Namespace testbed harness for end-to-end tests (needs root).
+//!
+//! Each `Bed` builds its own topology under a fresh prefix and tears it down
+//! on drop, also when the test panics. Child processes started through it
+//! are killed by PID on drop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub const SPIMUX: &str = env!("CARGO_BIN_EXE_spimux");
+pub const SERVER: &str = "198.51.100.69";
+pub const PUBLIC: &str = "203.0.113.10";
+/// Debian's interpreter (has scapy from python3-scapy), not whatever python3 is first on PATH.
+pub const PY: &str = "/usr/bin/python3";
+
+/// Root check: outside CI a non-root run skips with a loud message; in CI it fails.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("end-to-end tests need root and are never skipped in CI");
+    }
+    eprintln!("SKIPPED: end-to-end test needs root (run the suite as root; CI does)");
+    false
+}
+
+pub struct Bed {
+    pub p: String,
+    pub dir: PathBuf,
+    router: Option<Child>,
+    children: Vec<Child>,
+}
+
+fn unique_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "s{:05x}",
+        (std::process::id() ^ nanos.rotate_left(7)) & 0xfffff
+    )
+}
+
+impl Bed {
+    pub fn up() -> Bed {
+        let p = unique_prefix();
+        let dir = std::env::temp_dir().join(format!("spimux-e2e-{p}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bed = Bed {
+            p,
+            dir,
+            router: None,
+            children: Vec::new(),
+        };
+        bed.topology(&["up"]);
+        bed
+    }
+
+    pub fn topology(&self, args: &[&str]) {
+        let mut a = vec![args[0], &self.p];
+        a.extend_from_slice(&args[1..]);
+        let o = Command::new("bash")
+            .arg(format!("{ROOT}/testbed/topology.sh"))
+            .args(&a)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "topology {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    pub fn ns_name(&self, host: &str) -> String {
+        format!("{}{host}", self.p)
+    }
+
+    pub fn cmd(&self, host: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns_name(host)]).args(args);
+        c
+    }
+
+    /// Runs to completion (callers bound it with `timeout`).
+    pub fn run(&self, host: &str, args: &[&str]) -> Output {
+        let mut full = vec!["timeout", "60"];
+        full.extend_from_slice(args);
+        self.cmd(host, &full).output().unwrap()
+    }
+
+    pub fn ok(&self, host: &str, args: &[&str]) -> String {
+        let o = self.run(host, args);
+        assert!(
+            o.status.success(),
+            "{host}: {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn spawn(&mut self, host: &str, args: &[&str]) {
+        let mut full = vec!["timeout", "120"];
+        full.extend_from_slice(args);
+        let c = self
+            .cmd(host, &full)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(c);
+    }
+
+    /// Writes config/router.toml with `extra` TOML tables merged over it.
+    pub fn config(&self, extra: &str) -> PathBuf {
+        let base: toml::Table = std::fs::read_to_string(format!("{ROOT}/config/router.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let over: toml::Table = extra.parse().unwrap();
+        let mut merged = base;
+        merge(&mut merged, over);
+        let path = self.dir.join("router.toml");
+        std::fs::write(&path, toml::to_string(&merged).unwrap()).unwrap();
+        path
+    }
+
+    pub fn start_router(&mut self, extra: &str) {
+        let cfg = self.config(extra);
+        self.start_router_with(&cfg);
+    }
+
+    pub fn start_router_with(&mut self, cfg: &Path) {
+        let log = std::fs::File::create(self.dir.join("router.log")).unwrap();
+        let child = self
+            .cmd("rt", &[SPIMUX, "router", "--config", cfg.to_str().unwrap()])
+            .args([
+                "--inside-interface",
+                &format!("{}ri", self.p),
+                "--outside-interface",
+                &format!("{}ro", self.p),
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.router = Some(child);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if self.try_metrics().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("router did not come up: {}", self.router_log());
+    }
+
+    pub fn router_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("router.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status success.
+    pub fn stop_router(&mut self) -> bool {
+        let Some(mut c) = self.router.take() else {
+            return true;
+        };
+        // SAFETY: signalling our own child by PID.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    pub fn router_alive(&mut self) -> bool {
+        self.router
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn try_metrics(&self) -> Option<String> {
+        let o = self
+            .cmd(
+                "rt",
+                &["curl", "-sf", "-m", "2", "http://127.0.0.1:9780/metrics"],
+            )
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    pub fn metrics(&self) -> String {
+        self.try_metrics().expect("metrics endpoint answers")
+    }
+
+    /// Value of one sample, e.g. `spimux_drops_total{reason="fragment"}`.
+    pub fn metric(&self, sample: &str) -> f64 {
+        metric_in(&self.metrics(), sample)
+    }
+}
+
+pub fn metric_in(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("sample {sample} not in metrics"))
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- router log ({}) ---\n{}", self.p, self.router_log());
+        }
+        self.stop_router();
+        self.topology(&["down"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Result line printed by `esp_peer.py host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspResult {
+    pub sent: u64,
+    pub own: u64,
+    pub foreign: u64,
+}
+
+pub fn parse_esp(out: &str) -> EspResult {
+    let get = |k: &str| -> u64 {
+        let key = format!("\"{k}\": ");
+        out.split(&key)
+            .nth(1)
+            .and_then(|r| r.split([',', '}']).next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    EspResult {
+        sent: get("sent"),
+        own: get("own"),
+        foreign: get("foreign"),
+    }
+}
