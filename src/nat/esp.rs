@@ -213,8 +213,9 @@ impl EspDemux {
         Ok(inside)
     }
 
-    /// Matches an unbound inbound SPI against the index (two probes).
-    fn resolve(
+    /// Matches an unbound inbound SPI against the index (two probes) without
+    /// binding it. Public for benchmarks; `inbound` is the dataplane entry.
+    pub fn resolve(
         &self,
         remote: Ipv4Addr,
         spi: u32,
