@@ -32,7 +32,10 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn main() {
-    let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let cfg = NatConfig {
         limits: Limits {
             max_sessions: u32::MAX,
@@ -49,13 +52,20 @@ fn main() {
     let nat = Nat::new(cfg, EspConfig::default(), ext, 9).unwrap();
     let empty = LIVE.load(Ordering::Relaxed) - before;
     let mut ev = NatEvents::default();
-    let r = Endpoint { ip: Ipv4Addr::new(198, 51, 100, 69), port: 53 };
+    let r = Endpoint {
+        ip: Ipv4Addr::new(198, 51, 100, 69),
+        port: 53,
+    };
     let mut made = 0u32;
     let mut i = 0u32;
     while made < n && i < n * 2 {
         let host = Ipv4Addr::from(0x0a00_0000 + (i >> 8));
         let port = 1024 + (i & 0xff) as u16;
-        if nat.table.outbound(17, Endpoint { ip: host, port }, r, 0, 0, &mut ev).is_ok() {
+        if nat
+            .table
+            .outbound(17, Endpoint { ip: host, port }, r, 0, 0, &mut ev)
+            .is_ok()
+        {
             made += 1;
         }
         i += 1;
@@ -65,6 +75,12 @@ fn main() {
     println!("sessions: {}", nat.table.session_count());
     println!("inside hosts: {}", nat.table.host_count());
     println!("empty table (port bitmaps): {} KiB", empty / 1024);
-    println!("heap for {made} mappings: {:.1} MiB", used as f64 / (1 << 20) as f64);
-    println!("bytes per mapping: {:.1}", used as f64 / f64::from(made.max(1)));
+    println!(
+        "heap for {made} mappings: {:.1} MiB",
+        used as f64 / (1 << 20) as f64
+    );
+    println!(
+        "bytes per mapping: {:.1}",
+        used as f64 / f64::from(made.max(1))
+    );
 }

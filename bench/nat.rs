@@ -26,7 +26,9 @@ fn big_limits() -> NatConfig {
 }
 
 fn externals(n: u32) -> Vec<Ipv4Addr> {
-    (0..n).map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 10)) + i)).collect()
+    (0..n)
+        .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 10)) + i))
+        .collect()
 }
 
 fn translate(c: &mut Criterion) {
@@ -54,7 +56,14 @@ fn translate(c: &mut Criterion) {
     c.bench_function("table/lookup_existing_session", |b| {
         b.iter(|| {
             nat.table
-                .outbound(17, Endpoint { ip: H1, port: 5000 }, Endpoint { ip: R, port: 53 }, 0, 1000, &mut ev)
+                .outbound(
+                    17,
+                    Endpoint { ip: H1, port: 5000 },
+                    Endpoint { ip: R, port: 53 },
+                    0,
+                    1000,
+                    &mut ev,
+                )
                 .unwrap()
         })
     });
@@ -74,7 +83,14 @@ fn create(c: &mut Criterion) {
                     let host = Ipv4Addr::from(0x0a06_0000 + (i as u32 >> 10));
                     let port = 1024 + (i as u16 & 1023);
                     nat.table
-                        .outbound(17, Endpoint { ip: host, port }, Endpoint { ip: R, port: 53 }, 0, 0, &mut ev)
+                        .outbound(
+                            17,
+                            Endpoint { ip: host, port },
+                            Endpoint { ip: R, port: 53 },
+                            0,
+                            0,
+                            &mut ev,
+                        )
                         .unwrap();
                 }
                 total += t.elapsed();
