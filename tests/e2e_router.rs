@@ -71,25 +71,9 @@ fn forwards_ping_tcp_udp_and_answers_ttl_expiry() {
         );
     }
     // UDP request/response through socat.
-    bed.spawn(
-        "srv",
-        &[
-            "socat",
-            &format!("UDP-RECVFROM:5353,bind={SERVER},fork"),
-            "EXEC:cat",
-        ],
-    );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    bed.udp_echo_server();
     for h in ["h1", "h2"] {
-        let out = bed.ok(
-            h,
-            &[
-                "sh",
-                "-c",
-                &format!("echo hello-{h} | socat -t 2 - UDP:{SERVER}:5353"),
-            ],
-        );
-        assert_eq!(out.trim(), format!("hello-{h}"));
+        assert_eq!(bed.udp_echo(h, &format!("hello-{h}")), format!("hello-{h}"));
     }
     // Traceroute: hop 1 is the router (TTL expiry answered by spimux), hop 2 the WAN
     // router (its ICMP error translated back through the NAT), hop 3 the server.
@@ -402,22 +386,64 @@ fn per_host_limit_stops_a_flood_without_starving_the_other_host() {
     assert!(metric_in(&m, "spimux_drops_total{reason=\"host_limit\"}") >= 2700.0);
     // The other host still gets new mappings.
     bed.ok("h2", &["ping", "-c", "2", "-i", "0.2", "-W", "2", SERVER]);
-    bed.spawn(
-        "srv",
+    bed.udp_echo_server();
+    assert_eq!(bed.udp_echo("h2", "still-here"), "still-here");
+}
+
+#[test]
+fn partial_checksums_from_offloading_senders_are_completed() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    // h1 hands its TCP/UDP checksums to "hardware": on veth they reach the router partial
+    // (TP_STATUS_CSUMNOTREADY). The server verifies checksums in software (rx offload off).
+    // Offload must be on along the whole path: a device with tx checksumming off completes the sum.
+    bed.ok("h1", &["ethtool", "-K", &format!("{}a", bed.p), "tx", "on"]);
+    bed.ok(
+        "lan",
+        &["ethtool", "-K", &format!("{}rl", bed.p), "tx", "on"],
+    );
+    bed.udp_echo_server();
+    let up = bed.dir.join("upload");
+    let data: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
+        .collect();
+    std::fs::write(&up, &data).unwrap();
+    let got = bed.dir.join("received.sha");
+    let sink = format!(
+        "socat -u TCP-LISTEN:7000,bind={SERVER} - | sha256sum > {}",
+        got.display()
+    );
+    bed.spawn("srv", &["sh", "-c", &sink]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(bed.udp_echo("h1", "partial"), "partial");
+    // A 1 MB TCP upload: every data segment leaves h1 with a partial checksum.
+    bed.ok(
+        "h1",
         &[
             "socat",
-            &format!("UDP-RECVFROM:5353,bind={SERVER},fork"),
-            "EXEC:cat",
+            "-u",
+            &format!("OPEN:{}", up.display()),
+            &format!("TCP:{SERVER}:7000"),
         ],
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = bed.ok(
-        "h2",
-        &[
-            "sh",
-            "-c",
-            &format!("echo still-here | socat -t 2 - UDP:{SERVER}:5353"),
-        ],
+    let want = bed.ok("srv", &["sha256sum", up.to_str().unwrap()]);
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&got).map_or(true, |s| s.len() < 64)
+        && t0.elapsed().as_secs() < 10
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let got = std::fs::read_to_string(&got).unwrap_or_default();
+    assert_eq!(
+        got.split_whitespace().next(),
+        want.split_whitespace().next(),
+        "upload intact"
     );
-    assert_eq!(out.trim(), "still-here");
+    assert!(
+        bed.metric("spimux_checksums_completed_total") >= 10.0,
+        "the router completed partial checksums"
+    );
 }

@@ -406,3 +406,38 @@ pub fn complete_l4_checksum(ip: &mut [u8]) -> bool {
     put16(l4, off, c);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{build, tcp, udp};
+
+    #[test]
+    fn completes_partial_udp_and_tcp_checksums() {
+        let (s, d) = (Ipv4Addr::new(10, 6, 1, 2), Ipv4Addr::new(198, 51, 100, 69));
+        for mut p in [
+            build::udp(s, 1, d, 2, b"data"),
+            build::tcp(s, 1, d, 2, 0x18, b"data"),
+        ] {
+            // What an offloading sender leaves: the folded pseudo-header sum only.
+            let (proto, off) = if p[9] == 17 { (17, 26) } else { (6, 36) };
+            let l4_len = (p.len() - 20) as u16;
+            let partial = checksum::fold(checksum::pseudo_header(s, d, proto, l4_len));
+            p[off..off + 2].copy_from_slice(&partial.to_be_bytes());
+            assert!(complete_l4_checksum(&mut p));
+            let ip = ipv4::Packet::new_checked(&p[..]).unwrap();
+            let ok = if proto == 17 {
+                udp::Packet::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(s, d)
+            } else {
+                tcp::Packet::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(s, d)
+            };
+            assert!(ok, "protocol {proto}");
+        }
+        let mut icmp = build::echo(s, d, false, 1, 1);
+        assert!(!complete_l4_checksum(&mut icmp));
+    }
+}

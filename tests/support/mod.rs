@@ -117,6 +117,32 @@ impl Bed {
         self.children.push(c);
     }
 
+    /// Starts a UDP echo server on the server host, port 5353.
+    pub fn udp_echo_server(&mut self) {
+        self.spawn(
+            "srv",
+            &[
+                "socat",
+                &format!("UDP-RECVFROM:5353,bind={SERVER},fork"),
+                "EXEC:cat",
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Sends `msg` from `host` to the UDP echo server and returns the answer.
+    pub fn udp_echo(&self, host: &str, msg: &str) -> String {
+        let out = self.ok(
+            host,
+            &[
+                "sh",
+                "-c",
+                &format!("echo {msg} | socat -t 2 - UDP:{SERVER}:5353"),
+            ],
+        );
+        out.trim().to_string()
+    }
+
     /// Writes config/router.toml with `extra` TOML tables merged over it.
     pub fn config(&self, extra: &str) -> PathBuf {
         let base: toml::Table = std::fs::read_to_string(format!("{ROOT}/config/router.toml"))
