@@ -38,10 +38,10 @@ impl Nat {
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         esp.validate()?;
-        if external.is_empty() {
+        if external.is_empty() || external.len() > 256 {
             return Err(ConfigError {
                 field: "outside.address",
-                why: "at least one external address is needed".into(),
+                why: "between 1 and 256 external addresses are needed".into(),
             });
         }
         Ok(Nat {

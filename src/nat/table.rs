@@ -15,80 +15,131 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const IKE_PORT: u16 = 500;
 
-/// (protocol, inside address, inside port) packed into 56 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct InsideKey(u64);
+// Keys and values are byte arrays (alignment 1) so hash-table slots carry no
+// padding: 15 + 11 + 15 bytes per mapping with one session (docs/PERFORMANCE.md).
 
-/// (protocol, external address, external port) packed into 56 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ExternalKey(u64);
+/// (protocol, inside address, inside port) in 7 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsideKey([u8; 7]);
 
-fn pack(proto: u8, ip: Ipv4Addr, port: u16) -> u64 {
-    (u64::from(proto) << 48) | (u64::from(u32::from(ip)) << 16) | u64::from(port)
+/// (protocol, external address index, external port) in 4 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalKey([u8; 4]);
+
+// Hash keys as one or two integers: one hasher call instead of a length
+// prefix plus a byte slice.
+impl Hash for InsideKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let k = self.0;
+        h.write_u64(u64::from_le_bytes([
+            k[0], k[1], k[2], k[3], k[4], k[5], k[6], 0,
+        ]));
+    }
 }
 
-fn unpack(k: u64) -> (u8, Ipv4Addr, u16) {
-    ((k >> 48) as u8, Ipv4Addr::from((k >> 16) as u32), k as u16)
+impl Hash for ExternalKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u32(u32::from_le_bytes(self.0));
+    }
+}
+
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let k = self.0;
+        h.write_u64(u64::from_le_bytes([
+            k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7],
+        ]));
+        h.write_u16(u16::from_le_bytes([k[8], k[9]]));
+    }
 }
 
 impl InsideKey {
     /// Builds the key.
     pub fn new(proto: u8, ip: Ipv4Addr, port: u16) -> Self {
-        InsideKey(pack(proto, ip, port))
+        let (a, p) = (ip.octets(), port.to_be_bytes());
+        InsideKey([proto, a[0], a[1], a[2], a[3], p[0], p[1]])
     }
     /// (protocol, address, port).
     pub fn parts(self) -> (u8, Ipv4Addr, u16) {
-        unpack(self.0)
+        let k = self.0;
+        (
+            k[0],
+            Ipv4Addr::new(k[1], k[2], k[3], k[4]),
+            u16::from_be_bytes([k[5], k[6]]),
+        )
     }
 }
 
 impl ExternalKey {
-    /// Builds the key.
-    pub fn new(proto: u8, ip: Ipv4Addr, port: u16) -> Self {
-        ExternalKey(pack(proto, ip, port))
+    /// Builds the key from the index of the external address in the pool.
+    pub fn new(proto: u8, index: u8, port: u16) -> Self {
+        let p = port.to_be_bytes();
+        ExternalKey([proto, index, p[0], p[1]])
     }
-    /// (protocol, address, port).
-    pub fn parts(self) -> (u8, Ipv4Addr, u16) {
-        unpack(self.0)
+    /// (protocol, address index, port).
+    pub fn parts(self) -> (u8, u8, u16) {
+        (
+            self.0[0],
+            self.0[1],
+            u16::from_be_bytes([self.0[2], self.0[3]]),
+        )
     }
 }
 
-/// A session: one external endpoint talking to one remote endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct SessionKey {
-    external: u64,
-    remote: u64,
-}
+/// A session: one external endpoint talking to one remote endpoint, 10 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SessionKey([u8; 10]);
 
 impl SessionKey {
     fn new(ext: ExternalKey, remote: Ipv4Addr, remote_port: u16) -> Self {
-        SessionKey {
-            external: ext.0,
-            remote: (u64::from(u32::from(remote)) << 16) | u64::from(remote_port),
-        }
+        let (e, a, p) = (ext.0, remote.octets(), remote_port.to_be_bytes());
+        SessionKey([e[0], e[1], e[2], e[3], a[0], a[1], a[2], a[3], p[0], p[1]])
     }
-    fn remote_ip(&self) -> u32 {
-        (self.remote >> 16) as u32
+    fn external(&self) -> ExternalKey {
+        ExternalKey([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+    fn remote_ip(&self) -> [u8; 4] {
+        [self.0[4], self.0[5], self.0[6], self.0[7]]
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Session {
-    /// Expiry in whole seconds of NAT time.
-    expires: u32,
+    /// Expiry in whole seconds of NAT time (native-endian u32).
+    expires: [u8; 4],
     /// TCP state bits (unused for UDP/ICMP).
     tcp: u8,
+}
+
+impl Session {
+    fn expires(&self) -> u32 {
+        u32::from_ne_bytes(self.expires)
+    }
+    fn set_expires(&mut self, t: u32) {
+        self.expires = t.to_ne_bytes();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Mapping {
     external: ExternalKey,
-    sessions: u32,
+    /// Live sessions using this mapping (native-endian u32).
+    sessions: [u8; 4],
+}
+
+impl Mapping {
+    fn sessions(&self) -> u32 {
+        u32::from_ne_bytes(self.sessions)
+    }
+    fn add_sessions(&mut self, d: i32) {
+        self.sessions = self.sessions().saturating_add_signed(d).to_ne_bytes();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +172,7 @@ pub struct Table {
     mappings: DashMap<InsideKey, Mapping>,
     reverse: DashMap<ExternalKey, InsideKey>,
     sessions: DashMap<SessionKey, Session>,
-    addr_permits: DashMap<(u64, u32), u32>,
+    addr_permits: DashMap<(ExternalKey, [u8; 4]), u32>,
     hosts: DashMap<Ipv4Addr, Host>,
     pools: Vec<Mutex<Pools>>,
     total_sessions: AtomicU32,
@@ -174,6 +225,23 @@ impl Table {
     /// True when `ip` is one of the external addresses.
     pub fn is_external(&self, ip: Ipv4Addr) -> bool {
         self.external.contains(&ip)
+    }
+
+    /// The key of an external endpoint, if `ip` is one of ours.
+    fn ext_key(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<ExternalKey> {
+        let i = self.external.iter().position(|a| *a == ip)?;
+        Some(ExternalKey::new(proto, u8::try_from(i).ok()?, port))
+    }
+
+    /// The endpoint an external key stands for.
+    fn ext_endpoint(&self, ek: ExternalKey) -> Endpoint {
+        let (_, i, port) = ek.parts();
+        let ip = self
+            .external
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        Endpoint { ip, port }
     }
 
     /// Paired pooling (RFC 4787 REQ-2): one inside host always uses the same external address.
@@ -306,11 +374,8 @@ impl Table {
     }
 
     fn release_port(&self, ext: ExternalKey) {
-        let (proto, ip, port) = ext.parts();
-        let Some(i) = self.external.iter().position(|a| *a == ip) else {
-            return;
-        };
-        if let Some(pool) = self.pools.get(i) {
+        let (proto, i, port) = ext.parts();
+        if let Some(pool) = self.pools.get(usize::from(i)) {
             let mut p = pool.lock();
             if proto == Proto::Udp.number() && port == IKE_PORT && p.reserved.holds(IKE_PORT) {
                 p.reserved.release(IKE_PORT);
@@ -338,19 +403,13 @@ impl Table {
             let sk = SessionKey::new(ext, remote.ip, remote.port);
             if let Some(mut s) = self.sessions.get_mut(&sk) {
                 s.tcp = tcp_state::update(s.tcp, tcp_flags, Dir::Out);
-                s.expires = now_s.saturating_add(self.timeout(proto, s.tcp));
-                let (_, ip, port) = ext.parts();
-                return Ok(Endpoint { ip, port });
+                let t = now_s.saturating_add(self.timeout(proto, s.tcp));
+                s.set_expires(t);
+                return Ok(self.ext_endpoint(ext));
             }
         }
-        self.create_session(
-            mk,
-            proto,
-            remote,
-            tcp_state::update(0, tcp_flags, Dir::Out),
-            now,
-            ev,
-        )
+        let tcp = tcp_state::update(0, tcp_flags, Dir::Out);
+        self.create_session(mk, proto, remote, tcp, now, ev)
     }
 
     fn create_session(
@@ -368,22 +427,25 @@ impl Table {
         // so the sweep cannot remove it between here and the session insert.
         let ext = match self.mappings.entry(mk) {
             Entry::Occupied(mut o) => {
-                o.get_mut().sessions += 1;
+                o.get_mut().add_sessions(1);
                 o.get().external
             }
             Entry::Vacant(v) => {
-                let (pi, ext_ip) = self.external_for(host);
+                let (pi, _) = self.external_for(host);
                 let (_, _, inside_port) = mk.parts();
-                let Some(port) = self.allocate_port(pi, proto, inside_port) else {
+                let port = u8::try_from(pi)
+                    .ok()
+                    .and_then(|i| Some((i, self.allocate_port(pi, proto, inside_port)?)));
+                let Some((index, port)) = port else {
                     drop(v);
                     self.release_host(host);
                     return Err(ev.count(NatDrop::PortsExhausted));
                 };
-                let ext = ExternalKey::new(proto, ext_ip, port);
+                let ext = ExternalKey::new(proto, index, port);
                 self.reverse.insert(ext, mk);
                 v.insert(Mapping {
                     external: ext,
-                    sessions: 1,
+                    sessions: 1u32.to_ne_bytes(),
                 });
                 ext
             }
@@ -394,11 +456,15 @@ impl Table {
             Entry::Occupied(mut o) => {
                 let s = o.get_mut();
                 s.tcp |= tcp;
-                s.expires = s.expires.max(expires);
+                let t = s.expires().max(expires);
+                s.set_expires(t);
                 false
             }
             Entry::Vacant(v) => {
-                v.insert(Session { expires, tcp });
+                v.insert(Session {
+                    expires: expires.to_ne_bytes(),
+                    tcp,
+                });
                 true
             }
         };
@@ -407,7 +473,7 @@ impl Table {
             if self.cfg.filtering == Filtering::AddressDependent {
                 *self
                     .addr_permits
-                    .entry((ext.0, u32::from(remote.ip)))
+                    .entry((ext, remote.ip.octets()))
                     .or_insert(0) += 1;
             }
         } else {
@@ -415,15 +481,14 @@ impl Table {
             self.unref_mapping(mk);
             self.release_host(host);
         }
-        let (_, ip, port) = ext.parts();
-        Ok(Endpoint { ip, port })
+        Ok(self.ext_endpoint(ext))
     }
 
     fn unref_mapping(&self, mk: InsideKey) {
         if let Some(mut m) = self.mappings.get_mut(&mk) {
-            m.sessions = m.sessions.saturating_sub(1);
+            m.add_sessions(-1);
         }
-        if let Some((_, m)) = self.mappings.remove_if(&mk, |_, m| m.sessions == 0) {
+        if let Some((_, m)) = self.mappings.remove_if(&mk, |_, m| m.sessions() == 0) {
             self.reverse.remove(&m.external);
             self.release_port(m.external);
         }
@@ -440,37 +505,43 @@ impl Table {
         now: Millis,
         ev: &mut NatEvents,
     ) -> Result<Endpoint, NatDrop> {
-        let ek = ExternalKey::new(proto, external.ip, external.port);
-        let Some(mk) = self.reverse.get(&ek).map(|r| *r) else {
+        let found = self
+            .ext_key(proto, external.ip, external.port)
+            .and_then(|ek| Some((ek, self.reverse.get(&ek).map(|r| *r)?)));
+        let Some((ek, mk)) = found else {
             return Err(ev.count(NatDrop::NoMapping));
         };
         let (_, in_ip, in_port) = mk.parts();
+        let inside = Endpoint {
+            ip: in_ip,
+            port: in_port,
+        };
         let sk = SessionKey::new(ek, remote.ip, remote.port);
         let now_s = (now / 1000) as u32;
         if let Some(mut s) = self.sessions.get_mut(&sk) {
             s.tcp = tcp_state::update(s.tcp, tcp_flags, Dir::In);
-            s.expires = now_s.saturating_add(self.timeout(proto, s.tcp));
-            return Ok(Endpoint {
-                ip: in_ip,
-                port: in_port,
-            });
+            let t = now_s.saturating_add(self.timeout(proto, s.tcp));
+            s.set_expires(t);
+            return Ok(inside);
         }
-        let allowed = match self.cfg.filtering {
-            Filtering::EndpointIndependent => true,
-            Filtering::AddressDependent => self
-                .addr_permits
-                .contains_key(&(ek.0, u32::from(remote.ip))),
-            Filtering::AddressAndPortDependent => false,
-        };
-        if !allowed {
+        if !self.permits(ek, remote) {
             return Err(ev.count(NatDrop::Filtered));
         }
         let tcp = tcp_state::update(0, tcp_flags, Dir::In);
         self.create_session(mk, proto, remote, tcp, now, ev)?;
-        Ok(Endpoint {
-            ip: in_ip,
-            port: in_port,
-        })
+        Ok(inside)
+    }
+
+    /// Whether `remote` may reach `ek` without an exact session (RFC 4787 §5):
+    /// address-and-port-dependent filtering admits only exact sessions.
+    fn permits(&self, ek: ExternalKey, remote: Endpoint) -> bool {
+        match self.cfg.filtering {
+            Filtering::EndpointIndependent => true,
+            Filtering::AddressDependent => {
+                self.addr_permits.contains_key(&(ek, remote.ip.octets()))
+            }
+            Filtering::AddressAndPortDependent => false,
+        }
     }
 
     /// Inside endpoint owning an external endpoint, without touching timers
@@ -482,20 +553,13 @@ impl Table {
         external: Endpoint,
         remote: Endpoint,
     ) -> Option<Endpoint> {
-        let ek = ExternalKey::new(proto, external.ip, external.port);
+        let ek = self.ext_key(proto, external.ip, external.port)?;
         let mk = self.reverse.get(&ek).map(|r| *r)?;
-        let ok = match self.cfg.filtering {
-            Filtering::EndpointIndependent => true,
-            Filtering::AddressDependent => self
-                .addr_permits
-                .contains_key(&(ek.0, u32::from(remote.ip))),
-            Filtering::AddressAndPortDependent => {
-                self.sessions
-                    .contains_key(&SessionKey::new(ek, remote.ip, remote.port))
-            }
-        };
+        let session = self
+            .sessions
+            .contains_key(&SessionKey::new(ek, remote.ip, remote.port));
         let (_, ip, port) = mk.parts();
-        ok.then_some(Endpoint { ip, port })
+        (session || self.permits(ek, remote)).then_some(Endpoint { ip, port })
     }
 
     /// External endpoint of an inside endpoint, without touching timers.
@@ -504,8 +568,7 @@ impl Table {
             .mappings
             .get(&InsideKey::new(proto, inside.ip, inside.port))?
             .external;
-        let (_, ip, port) = ext.parts();
-        Some(Endpoint { ip, port })
+        Some(self.ext_endpoint(ext))
     }
 
     /// Removes sessions idle past their timeout, then mappings left without sessions.
@@ -513,7 +576,7 @@ impl Table {
         let now_s = (now / 1000) as u32;
         let mut dead: Vec<SessionKey> = Vec::new();
         self.sessions.retain(|k, s| {
-            if s.expires <= now_s {
+            if s.expires() <= now_s {
                 dead.push(*k);
                 false
             } else {
@@ -521,11 +584,11 @@ impl Table {
             }
         });
         for sk in dead {
-            let ek = ExternalKey(sk.external);
+            let ek = sk.external();
             let (proto, _, _) = ek.parts();
             ev.expired[proto_index(proto)] += 1;
             if self.cfg.filtering == Filtering::AddressDependent {
-                let key = (sk.external, sk.remote_ip());
+                let key = (ek, sk.remote_ip());
                 if let Some(mut c) = self.addr_permits.get_mut(&key) {
                     *c = c.saturating_sub(1);
                 }
@@ -537,21 +600,5 @@ impl Table {
             self.unref_mapping(mk);
             self.release_host(mk.parts().1);
         }
-    }
-
-    /// Approximate heap bytes held by the tables (for the memory benchmark).
-    pub fn approx_heap_bytes(&self) -> usize {
-        fn dm<K, V>(m: &DashMap<K, V>) -> usize
-        where
-            K: Eq + std::hash::Hash,
-        {
-            // hashbrown: one slot (K, V) plus one control byte per bucket.
-            m.capacity() * (std::mem::size_of::<(K, V)>() + 1)
-        }
-        dm(&self.mappings)
-            + dm(&self.reverse)
-            + dm(&self.sessions)
-            + dm(&self.addr_permits)
-            + dm(&self.hosts)
     }
 }
