@@ -8,6 +8,7 @@
 //! - protocol cores without I/O or clock reads: [`nat`], [`spi`].
 //! - [`wire`]: checked zero-copy packet views.
 
+pub mod esp;
 pub mod io;
 pub mod nat;
 pub mod router;

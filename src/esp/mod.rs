@@ -1,0 +1,11 @@
+//! The ESP protocol core (RFC 4303 with AES-GCM per RFC 4106): security
+//! associations, anti-replay, sealing and opening into caller buffers. No
+//! I/O and no clock reads.
+
+pub mod replay;
+pub mod sa;
+
+pub use sa::{EspError, Opened, Sa, SaParams};
+
+#[cfg(test)]
+mod tests;
