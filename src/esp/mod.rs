@@ -2,6 +2,7 @@
 //! associations, anti-replay, sealing and opening into caller buffers. No
 //! I/O and no clock reads.
 
+pub mod encap;
 pub mod replay;
 pub mod sa;
 
