@@ -42,6 +42,8 @@ def responder(a):
             pairs[spi(r)] = spi(o)
     s = raw()
     s.bind((a.bind, 0))
+    if a.ready:
+        open(a.ready, "w").close()
     deadline = time.time() + a.seconds
     seen = {}
     while time.time() < deadline:
@@ -104,6 +106,7 @@ def main():
     r.add_argument("--pairs", required=True, help="S_R:S_O,...")
     r.add_argument("--seconds", type=float, default=10)
     r.add_argument("--out")
+    r.add_argument("--ready", help="file to create once the socket is bound")
     h = sub.add_parser("host")
     h.add_argument("--dst", required=True)
     h.add_argument("--spi-out", required=True)

@@ -48,7 +48,7 @@ fn forwards_ping_tcp_udp_and_answers_ttl_expiry() {
             &dir,
         ],
     );
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    bed.wait_listening("srv", "t", 8080);
     let want = bed
         .ok("srv", &["sha256sum", blob.to_str().unwrap()])
         .split_whitespace()
@@ -89,7 +89,7 @@ fn forwards_ping_tcp_udp_and_answers_ttl_expiry() {
     assert_eq!(hops, ["10.6.1.1", "203.0.113.1", SERVER], "{tr}");
     // iperf3 TCP for a few seconds.
     bed.spawn("srv", &["iperf3", "-s", "-1", "-B", SERVER]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    bed.wait_listening("srv", "t", 5201);
     let ip = bed.ok("h2", &["iperf3", "-c", SERVER, "-t", "3", "-J"]);
     assert!(ip.contains("\"sum_received\""), "iperf3 finished");
     let m = bed.metrics();
@@ -115,6 +115,7 @@ fn esp_round(bed: &Bed, s_o: [u32; 2], salt: u32) -> Round {
         l.derive_with(s_o[1], salt.rotate_left(16)),
     ];
     let script = format!("{ROOT}/testbed/esp_peer.py");
+    let ready = bed.dir.join(format!("responder-ready-{salt:x}"));
     let pairs = format!("{:#x}:{:#x},{:#x}:{:#x}", s_r[0], s_o[0], s_r[1], s_o[1]);
     let mut resp = bed
         .cmd(
@@ -131,11 +132,13 @@ fn esp_round(bed: &Bed, s_o: [u32; 2], salt: u32) -> Round {
                 &pairs,
                 "--seconds",
                 "8",
+                "--ready",
+                ready.to_str().unwrap(),
             ],
         )
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    bed.wait_file(&ready);
     let host = |h: &str, i: usize| {
         bed.cmd(
             h,
@@ -372,6 +375,25 @@ fn per_host_limit_stops_a_flood_without_starving_the_other_host() {
     bed.start_router(
         "[nat.limits]\nmax_sessions_per_host = 200\nnew_sessions_per_sec_per_host = 100000\nnew_sessions_burst = 100000\n",
     );
+    // Resolve the router's MAC up front without creating a session for h1: while ARP is
+    // pending, h1's kernel would queue only a few hundred of the flood's packets.
+    let rt_mac = mac_of(&bed, "rt", "ri");
+    let link = format!("{}a", bed.p);
+    bed.ok(
+        "h1",
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            "10.6.1.1",
+            "lladdr",
+            &rt_mac,
+            "dev",
+            &link,
+            "nud",
+            "permanent",
+        ],
+    );
     // 3000 new UDP flows from h1, each from a fresh source port.
     let flood = format!(
         "import socket\nfor i in range(3000):\n s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n s.sendto(b'x',('{SERVER}',9))\n s.close()\n"
@@ -417,7 +439,7 @@ fn partial_checksums_from_offloading_senders_are_completed() {
         got.display()
     );
     bed.spawn("srv", &["sh", "-c", &sink]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    bed.wait_listening("srv", "t", 7000);
     assert_eq!(bed.udp_echo("h1", "partial"), "partial");
     // A 1 MB TCP upload: every data segment leaves h1 with a partial checksum.
     bed.ok(

@@ -127,7 +127,39 @@ impl Bed {
                 "EXEC:cat",
             ],
         );
-        std::thread::sleep(Duration::from_millis(300));
+        self.wait_listening("srv", "u", 5353);
+    }
+
+    /// Waits (at most 10 s) until something listens on `port` in `host`; `kind` is "t" or "u".
+    pub fn wait_listening(&self, host: &str, kind: &str, port: u16) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            let o = self
+                .cmd(
+                    host,
+                    &["ss", &format!("-Hln{kind}"), &format!("sport = :{port}")],
+                )
+                .output()
+                .unwrap();
+            if !o.stdout.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nothing listens on {kind} port {port} in {host}");
+    }
+
+    /// Waits (at most 10 s) until `path` exists.
+    pub fn wait_file(&self, path: &Path) {
+        let t0 = Instant::now();
+        while !path.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{} never appeared",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Sends `msg` from `host` to the UDP echo server and returns the answer.
