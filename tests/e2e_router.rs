@@ -239,53 +239,15 @@ fn esp_collision_and_unmatched_are_dropped_and_counted() {
     let mut bed = Bed::up();
     bed.start_router("");
     let l = Layout::default();
-    let script = format!("{ROOT}/testbed/esp_peer.py");
     let s_o = 0xD456_0CA1u32;
     // Crafted pair: both hosts' outbound SPIs carry the tag of the same inbound SPI.
     for (h, salt) in [("h1", 0x1111_0000u32), ("h2", 0x2222_0000)] {
-        bed.ok(
-            h,
-            &[
-                PY,
-                &script,
-                "send",
-                "--dst",
-                SERVER,
-                "--spi",
-                &format!("{:#x}", l.derive_with(s_o, salt)),
-            ],
-        );
+        bed.esp_send(h, SERVER, l.derive_with(s_o, salt), 3);
     }
-    bed.ok(
-        "srv",
-        &[
-            PY,
-            &script,
-            "send",
-            "--dst",
-            PUBLIC,
-            "--spi",
-            &format!("{s_o:#x}"),
-            "--count",
-            "3",
-        ],
-    );
+    bed.esp_send("srv", PUBLIC, s_o, 3);
     // An SPI that matches nobody.
-    bed.ok(
-        "srv",
-        &[
-            PY,
-            &script,
-            "send",
-            "--dst",
-            PUBLIC,
-            "--spi",
-            "0x0badf00d",
-            "--count",
-            "2",
-        ],
-    );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    bed.esp_send("srv", PUBLIC, 0x0bad_f00d, 2);
+    bed.wait_metric("spimux_esp_unmatched_total", 2.0);
     let m = bed.metrics();
     assert_eq!(metric_in(&m, "spimux_esp_collisions_total"), 3.0);
     assert_eq!(
@@ -329,7 +291,8 @@ fn malformed_input_is_counted_and_forwarding_continues() {
             PUBLIC,
         ],
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The last case each side sends is a frame for another MAC.
+    bed.wait_metric("spimux_drops_total{reason=\"not_for_us\"}", 6.0);
     assert!(bed.router_alive(), "router survived: {}", bed.router_log());
     let m = bed.metrics();
     let mut reasons: Vec<String> = Vec::new();
@@ -399,7 +362,7 @@ fn per_host_limit_stops_a_flood_without_starving_the_other_host() {
         "import socket\nfor i in range(3000):\n s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n s.sendto(b'x',('{SERVER}',9))\n s.close()\n"
     );
     bed.ok("h1", &[PY, "-c", &flood]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    bed.wait_metric("spimux_drops_total{reason=\"host_limit\"}", 2800.0);
     let m = bed.metrics();
     assert_eq!(
         metric_in(&m, "spimux_nat_sessions_created_total{protocol=\"udp\"}"),

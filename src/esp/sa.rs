@@ -91,6 +91,18 @@ pub struct Sa {
     replay: ReplayWindow,
 }
 
+/// The 8 or 12 AAD bytes, without allocation.
+struct AadBytes {
+    buf: [u8; 12],
+    len: usize,
+}
+
+impl AsRef<[u8]> for AadBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// What `open` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
@@ -150,15 +162,17 @@ impl Sa {
     }
 
     /// AAD: SPI + seq (low 32), or SPI + seq high + seq low with ESN (RFC 4106 §5).
-    fn aad(&self, seq: u64, buf: &mut [u8; 12]) -> usize {
+    fn aad(&self, seq: u64) -> Aad<AadBytes> {
+        let mut buf = [0u8; 12];
         buf[..4].copy_from_slice(&self.spi.to_be_bytes());
-        if self.esn {
+        let len = if self.esn {
             buf[4..12].copy_from_slice(&seq.to_be_bytes());
             12
         } else {
             buf[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
             8
-        }
+        };
+        Aad::from(AadBytes { buf, len })
     }
 
     /// Size of the sealed packet for a payload of `len` bytes.
@@ -203,11 +217,9 @@ impl Sa {
         }
         body[payload.len() + pad] = pad as u8;
         body[payload.len() + pad + 1] = next_header;
-        let mut aad = [0u8; 12];
-        let n = self.aad(seq, &mut aad);
         let tag = self
             .key
-            .seal_in_place_separate_tag(self.nonce(iv), Aad::from(&aad[..n]), body)
+            .seal_in_place_separate_tag(self.nonce(iv), self.aad(seq), body)
             .map_err(|_| EspError::AuthFailed)?;
         tag_out.copy_from_slice(tag.as_ref());
         Ok(total)
@@ -238,11 +250,9 @@ impl Sa {
         let ct = &pkt[HEADER_LEN + IV_LEN..];
         let buf = out.get_mut(..ct.len()).ok_or(EspError::BufferTooSmall)?;
         buf.copy_from_slice(ct);
-        let mut aad = [0u8; 12];
-        let n = self.aad(seq, &mut aad);
         let plain = self
             .key
-            .open_in_place(self.nonce(iv), Aad::from(&aad[..n]), buf)
+            .open_in_place(self.nonce(iv), self.aad(seq), buf)
             .map_err(|_| EspError::AuthFailed)?;
         let plen = plain.len();
         let (pad_len, next_header) = match plain.get(plen.wrapping_sub(2)..) {

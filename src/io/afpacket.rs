@@ -124,6 +124,7 @@ impl Backend for AfPacket {
         let mut rx = AfPacketRx {
             fd,
             batch: self.batch.max(1),
+            scratch: RxScratch::default(),
         };
         // Frames queued before the fanout join were not load-balanced; drop them.
         let mut scratch = RxBatch::new(1);
@@ -135,7 +136,11 @@ impl Backend for AfPacket {
         let idx = ifindex(ifname)?;
         let fd = open_socket(idx, 0, false)?;
         let _ = setopt(fd.as_raw_fd(), SOL_PACKET, PACKET_QDISC_BYPASS, 1);
-        Ok(Box::new(AfPacketTx { fd, ifindex: idx }))
+        Ok(Box::new(AfPacketTx {
+            fd,
+            ifindex: idx,
+            scratch: TxScratch::default(),
+        }))
     }
 
     fn name(&self) -> &'static str {
@@ -146,7 +151,23 @@ impl Backend for AfPacket {
 struct AfPacketRx {
     fd: OwnedFd,
     batch: usize,
+    scratch: RxScratch,
 }
+
+/// recvmmsg bookkeeping reused across calls, so receiving allocates nothing.
+/// `msgs` holds pointers into the other vectors and the caller's batch; they
+/// are rewritten before every call and used only during it.
+#[derive(Default)]
+struct RxScratch {
+    names: Vec<libc::sockaddr_ll>,
+    cmsgs: Vec<[u64; CMSG_SPACE / 8]>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers inside are rebuilt on every call and never
+// dereferenced outside it, so moving the scratch to another thread is sound.
+unsafe impl Send for RxScratch {}
 
 const CMSG_SPACE: usize = 64;
 
@@ -154,32 +175,36 @@ impl AfPacketRx {
     fn recv_now(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
         let n = self.batch.min(batch.capacity());
         let (bufs, lens, flags) = batch.parts_mut();
-        // SAFETY (all zeroed structs below): plain old data.
-        let mut iovs: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .take(n)
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let mut names: Vec<libc::sockaddr_ll> = vec![unsafe { mem::zeroed() }; n];
-        let mut cmsgs: Vec<[u64; CMSG_SPACE / 8]> = vec![[0; CMSG_SPACE / 8]; n];
-        let mut msgs: Vec<libc::mmsghdr> = (0..n)
-            .map(|i| {
-                let mut h: libc::msghdr = unsafe { mem::zeroed() };
-                h.msg_name = (&mut names[i] as *mut libc::sockaddr_ll).cast();
-                h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-                h.msg_iov = &mut iovs[i];
-                h.msg_iovlen = 1;
-                h.msg_control = cmsgs[i].as_mut_ptr().cast();
-                h.msg_controllen = CMSG_SPACE;
-                libc::mmsghdr {
-                    msg_hdr: h,
-                    msg_len: 0,
-                }
-            })
-            .collect();
+        let RxScratch {
+            names,
+            cmsgs,
+            iovs,
+            msgs,
+        } = &mut self.scratch;
+        // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
+        names.resize(n, unsafe { mem::zeroed() });
+        cmsgs.resize(n, [0; CMSG_SPACE / 8]);
+        iovs.clear();
+        iovs.extend(bufs.iter_mut().take(n).map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        }));
+        msgs.clear();
+        for ((name, cmsg), iov) in names.iter_mut().zip(cmsgs.iter_mut()).zip(iovs.iter_mut()) {
+            // SAFETY: msghdr is plain old data; all-zero is valid.
+            let mut h: libc::msghdr = unsafe { mem::zeroed() };
+            h.msg_name = (name as *mut libc::sockaddr_ll).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            h.msg_control = cmsg.as_mut_ptr().cast();
+            h.msg_controllen = CMSG_SPACE;
+            msgs.push(libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            });
+        }
+        let n = msgs.len();
         // SAFETY: every pointer in msgs refers to vectors alive for this call.
         let got = unsafe {
             libc::recvmmsg(
@@ -267,43 +292,52 @@ impl FrameRx for AfPacketRx {
 struct AfPacketTx {
     fd: OwnedFd,
     ifindex: i32,
+    scratch: TxScratch,
 }
 
+/// sendmmsg bookkeeping reused across calls (see `RxScratch`).
+#[derive(Default)]
+struct TxScratch {
+    addrs: Vec<libc::sockaddr_ll>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: as for RxScratch, the pointers are rebuilt on every call and only used during it.
+unsafe impl Send for TxScratch {}
+
 impl FrameTx for AfPacketTx {
-    fn send_batch(&self, frames: &[&[u8]]) -> io::Result<usize> {
+    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
         if frames.is_empty() {
             return Ok(0);
         }
-        let mut addrs: Vec<libc::sockaddr_ll> = frames
-            .iter()
-            .map(|f| {
-                let et = f
-                    .get(12..14)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                sockaddr(self.ifindex, et)
-            })
-            .collect();
-        let mut iovs: Vec<libc::iovec> = frames
-            .iter()
-            .map(|f| libc::iovec {
-                iov_base: f.as_ptr() as *mut _,
-                iov_len: f.len(),
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = (0..frames.len())
-            .map(|i| {
-                // SAFETY: plain old data.
-                let mut h: libc::msghdr = unsafe { mem::zeroed() };
-                h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_ll).cast();
-                h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-                h.msg_iov = &mut iovs[i];
-                h.msg_iovlen = 1;
-                libc::mmsghdr {
-                    msg_hdr: h,
-                    msg_len: 0,
-                }
-            })
-            .collect();
+        let ifindex = self.ifindex;
+        let TxScratch { addrs, iovs, msgs } = &mut self.scratch;
+        addrs.clear();
+        addrs.extend(frames.iter().map(|f| {
+            let et = f
+                .get(12..14)
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            sockaddr(ifindex, et)
+        }));
+        iovs.clear();
+        iovs.extend(frames.iter().map(|f| libc::iovec {
+            iov_base: f.as_ptr() as *mut _,
+            iov_len: f.len(),
+        }));
+        msgs.clear();
+        for (addr, iov) in addrs.iter_mut().zip(iovs.iter_mut()) {
+            // SAFETY: msghdr is plain old data; all-zero is valid.
+            let mut h: libc::msghdr = unsafe { mem::zeroed() };
+            h.msg_name = (addr as *mut libc::sockaddr_ll).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            msgs.push(libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            });
+        }
         let mut sent = 0usize;
         while sent < msgs.len() {
             // SAFETY: msgs[sent..] point at frames, iovs and addrs alive for this call.

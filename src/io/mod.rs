@@ -88,10 +88,10 @@ pub trait FrameRx: Send {
     fn recv_batch(&mut self, batch: &mut RxBatch, timeout_ms: i32) -> io::Result<usize>;
 }
 
-/// A sender on one interface, shareable between threads.
-pub trait FrameTx: Send + Sync {
+/// A sender on one interface, owned by one thread.
+pub trait FrameTx: Send {
     /// Sends every frame; returns how many the kernel accepted.
-    fn send_batch(&self, frames: &[&[u8]]) -> io::Result<usize>;
+    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize>;
 }
 
 /// Opens queues and senders on named interfaces.

@@ -4,7 +4,6 @@
 //! pnet channels whose receive half is never read, so they do not join it.
 
 use super::{Backend, FrameRx, FrameTx, RxBatch, RxFlags, MAX_FRAME};
-use parking_lot::Mutex;
 use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender, FanoutOption, FanoutType};
 use std::io;
 use std::time::Duration;
@@ -59,7 +58,7 @@ impl Backend for Pnet {
     fn open_tx(&self, ifname: &str) -> io::Result<Box<dyn FrameTx>> {
         // A pnet channel always receives too; a tiny never-read socket buffer keeps the cost low.
         let (tx, _rx) = open(ifname, None)?;
-        Ok(Box::new(PnetTx { tx: Mutex::new(tx) }))
+        Ok(Box::new(PnetTx { tx }))
     }
 
     fn name(&self) -> &'static str {
@@ -102,15 +101,14 @@ impl FrameRx for PnetRx {
 }
 
 struct PnetTx {
-    tx: Mutex<Box<dyn DataLinkSender>>,
+    tx: Box<dyn DataLinkSender>,
 }
 
 impl FrameTx for PnetTx {
-    fn send_batch(&self, frames: &[&[u8]]) -> io::Result<usize> {
-        let mut tx = self.tx.lock();
+    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
         let mut sent = 0;
         for f in frames {
-            match tx.send_to(f, None) {
+            match self.tx.send_to(f, None) {
                 Some(Ok(())) => sent += 1,
                 Some(Err(e)) if sent == 0 => return Err(e),
                 _ => break,

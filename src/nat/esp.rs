@@ -79,8 +79,6 @@ impl Index {
 /// How an unknown inbound SPI was resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
-    /// Existing binding.
-    Bound,
     /// Matched the responder-derives relation.
     ResponderDerived,
     /// Matched the inside-derives relation.
@@ -208,7 +206,6 @@ impl EspDemux {
             Resolution::ResponderDerived => ev.esp.matched_responder_derived += 1,
             Resolution::InsideDerived => ev.esp.matched_inside_derived += 1,
             Resolution::Fallback => ev.esp.fallback_binds += 1,
-            Resolution::Bound => {}
         }
         Ok(inside)
     }

@@ -239,7 +239,7 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
 /// ARP retries and cache expiry every 100 ms; NAT expiry every second.
 fn housekeeping(
     shared: Arc<Shared>,
-    tx: [Box<dyn FrameTx>; 2],
+    mut tx: [Box<dyn FrameTx>; 2],
     slot: Arc<parking_lot::Mutex<Counters>>,
 ) {
     let mut local = Counters::default();

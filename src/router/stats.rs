@@ -19,6 +19,8 @@ pub enum DropReason {
     NonIpv4,
     /// Unicast to another MAC address.
     NotForUs,
+    /// Multicast frame (the router joins no groups).
+    Multicast,
     /// ARP not Ethernet/IPv4 or cut short.
     ArpMalformed,
     /// IPv4 header cut short or total length beyond the frame.
@@ -49,12 +51,13 @@ pub enum DropReason {
     Nat(NatDrop),
 }
 
-const ROUTER_DROPS: [DropReason; 18] = [
+const ROUTER_DROPS: [DropReason; 19] = [
     DropReason::EthTruncated,
     DropReason::Oversize,
     DropReason::Vlan,
     DropReason::NonIpv4,
     DropReason::NotForUs,
+    DropReason::Multicast,
     DropReason::ArpMalformed,
     DropReason::IpTruncated,
     DropReason::IpMalformed,
@@ -97,6 +100,7 @@ impl DropReason {
             DropReason::Vlan => "vlan",
             DropReason::NonIpv4 => "non_ipv4",
             DropReason::NotForUs => "not_for_us",
+            DropReason::Multicast => "multicast",
             DropReason::ArpMalformed => "arp_malformed",
             DropReason::IpTruncated => "ip_truncated",
             DropReason::IpMalformed => "ip_malformed",

@@ -10,13 +10,15 @@ use super::Shared;
 use crate::io::{FrameRx, FrameTx, RxBatch, RxFlags};
 use crate::wire::arp::{self, Operation};
 use crate::wire::ethernet::{self, ethertype, Mac};
-use crate::wire::{checksum, icmp, ipv4, put16};
+use crate::wire::{icmp, ipv4};
 use parking_lot::Mutex;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const ETH: usize = ethernet::HEADER_LEN;
+/// Longest a worker's counters may lag behind what it has done.
+const PUBLISH_MS: u64 = 100;
 
 /// What becomes of one received frame.
 enum Verdict {
@@ -63,6 +65,7 @@ impl Worker {
     pub fn run(mut self, batch_size: usize) {
         let mut batch = RxBatch::new(batch_size);
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(batch_size);
+        let mut published = 0;
         while !self.shared.shutdown.load(Ordering::Relaxed) {
             let n = match self.rx.recv_batch(&mut batch, 100) {
                 Ok(n) => n,
@@ -87,8 +90,14 @@ impl Worker {
                 verdicts.push(v);
             }
             self.flush(&mut batch, &verdicts);
-            *self.slot.lock() = self.local.clone();
+            // Publish when idle or every 100 ms: copying the counters per batch would
+            // cost a lock and a copy per packet at low rates.
+            if n == 0 || now.saturating_sub(published) >= PUBLISH_MS {
+                *self.slot.lock() = self.local.clone();
+                published = now;
+            }
         }
+        *self.slot.lock() = self.local.clone();
     }
 
     fn flush(&mut self, batch: &mut RxBatch, verdicts: &[Verdict]) {
@@ -139,7 +148,7 @@ impl Worker {
         }
         if dst != me && dst != Mac::BROADCAST {
             return Verdict::Drop(if dst.is_multicast() {
-                DropReason::NonIpv4
+                DropReason::Multicast
             } else {
                 DropReason::NotForUs
             });
@@ -215,7 +224,7 @@ impl Worker {
         if p.is_fragment() {
             return Err(DropReason::Fragment);
         }
-        if flags.csum_partial && complete_l4_checksum(ip) {
+        if flags.csum_partial && ipv4::fill_transport_checksum(ip) {
             self.local.csum_completed += 1;
         }
         Ok(())
@@ -376,68 +385,4 @@ fn is_icmp_error(ip: &[u8]) -> bool {
         p.protocol() == ipv4::protocol::ICMP
             && p.payload().first().is_some_and(|t| icmp::is_error(*t))
     })
-}
-
-/// Fills in a TCP/UDP checksum the sender left partial (checksum offload):
-/// returns true when it did.
-pub fn complete_l4_checksum(ip: &mut [u8]) -> bool {
-    let Ok(mut p) = ipv4::Packet::new_checked(ip) else {
-        return false;
-    };
-    let (src, dst, proto) = (p.src(), p.dst(), p.protocol());
-    let off = match proto {
-        ipv4::protocol::TCP => 16,
-        ipv4::protocol::UDP => 6,
-        _ => return false,
-    };
-    let l4 = p.payload_mut();
-    let Ok(len) = u16::try_from(l4.len()) else {
-        return false;
-    };
-    if l4.len() < off + 2 {
-        return false;
-    }
-    put16(l4, off, 0);
-    let s = checksum::pseudo_header(src, dst, proto, len) + checksum::sum(l4);
-    let mut c = !checksum::fold(s);
-    if proto == ipv4::protocol::UDP && c == 0 {
-        c = 0xffff;
-    }
-    put16(l4, off, c);
-    true
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::{build, tcp, udp};
-
-    #[test]
-    fn completes_partial_udp_and_tcp_checksums() {
-        let (s, d) = (Ipv4Addr::new(10, 6, 1, 2), Ipv4Addr::new(198, 51, 100, 69));
-        for mut p in [
-            build::udp(s, 1, d, 2, b"data"),
-            build::tcp(s, 1, d, 2, 0x18, b"data"),
-        ] {
-            // What an offloading sender leaves: the folded pseudo-header sum only.
-            let (proto, off) = if p[9] == 17 { (17, 26) } else { (6, 36) };
-            let l4_len = (p.len() - 20) as u16;
-            let partial = checksum::fold(checksum::pseudo_header(s, d, proto, l4_len));
-            p[off..off + 2].copy_from_slice(&partial.to_be_bytes());
-            assert!(complete_l4_checksum(&mut p));
-            let ip = ipv4::Packet::new_checked(&p[..]).unwrap();
-            let ok = if proto == 17 {
-                udp::Packet::new_checked(ip.payload())
-                    .unwrap()
-                    .verify_checksum(s, d)
-            } else {
-                tcp::Packet::new_checked(ip.payload())
-                    .unwrap()
-                    .verify_checksum(s, d)
-            };
-            assert!(ok, "protocol {proto}");
-        }
-        let mut icmp = build::echo(s, d, false, 1, 1);
-        assert!(!complete_l4_checksum(&mut icmp));
-    }
 }

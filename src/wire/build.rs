@@ -50,9 +50,9 @@ pub fn tcp(
     l4[13] = flags;
     put16(&mut l4, 14, 0xffff);
     l4[20..].copy_from_slice(data);
-    let len = l4.len() as u16;
-    let s = checksum::pseudo_header(src, dst, protocol::TCP, len) + checksum::sum(&l4);
-    put16(&mut l4, 16, !checksum::fold(s));
+    if let Ok(mut t) = super::tcp::Packet::new_checked(&mut l4[..]) {
+        t.fill_checksum(src, dst);
+    }
     ip(src, dst, protocol::TCP, 64, &l4)
 }
 

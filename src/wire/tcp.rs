@@ -77,6 +77,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Fills the checksum over pseudo-header and the whole segment in the buffer.
+    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        let b = self.buf.as_mut();
+        b[16..18].copy_from_slice(&[0, 0]);
+        let len = u16::try_from(b.len()).unwrap_or(u16::MAX);
+        let s =
+            checksum::pseudo_header(src, dst, super::ipv4::protocol::TCP, len) + checksum::sum(b);
+        b[16..18].copy_from_slice(&(!checksum::fold(s)).to_be_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

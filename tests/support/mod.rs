@@ -162,6 +162,33 @@ impl Bed {
         }
     }
 
+    /// Sends `count` opaque ESP packets with `spi` from `host` to `dst` (testbed/esp_peer.py).
+    pub fn esp_send(&self, host: &str, dst: &str, spi: u32, count: u32) {
+        let script = format!("{ROOT}/testbed/esp_peer.py");
+        let (spi, count) = (format!("{spi:#x}"), count.to_string());
+        self.ok(
+            host,
+            &[
+                PY, &script, "send", "--dst", dst, "--spi", &spi, "--count", &count,
+            ],
+        );
+    }
+
+    /// Polls the metrics (at most 5 s) until `sample` reaches `at_least`; the
+    /// router publishes its counters up to 100 ms after handling packets.
+    pub fn wait_metric(&self, sample: &str, at_least: f64) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if self
+                .try_metrics()
+                .is_some_and(|m| metric_in(&m, sample) >= at_least)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends `msg` from `host` to the UDP echo server and returns the answer.
     pub fn udp_echo(&self, host: &str, msg: &str) -> String {
         let out = self.ok(
