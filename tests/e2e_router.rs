@@ -206,6 +206,10 @@ fn esp_seed_scenario_spimux_delivers_where_kernel_masquerade_fails() {
         }
         spimux_rounds.push(r);
     }
+    bed.wait_metric(
+        "spimux_esp_matches_total{relation=\"responder_derived\"}",
+        4.0,
+    );
     assert_eq!(
         bed.metric("spimux_esp_matches_total{relation=\"responder_derived\"}"),
         4.0
@@ -248,6 +252,7 @@ fn esp_collision_and_unmatched_are_dropped_and_counted() {
     // An SPI that matches nobody.
     bed.esp_send("srv", PUBLIC, 0x0bad_f00d, 2);
     bed.wait_metric("spimux_esp_unmatched_total", 2.0);
+    bed.wait_metric("spimux_esp_collisions_total", 3.0);
     let m = bed.metrics();
     assert_eq!(metric_in(&m, "spimux_esp_collisions_total"), 3.0);
     assert_eq!(
@@ -427,8 +432,11 @@ fn partial_checksums_from_offloading_senders_are_completed() {
         want.split_whitespace().next(),
         "upload intact"
     );
+    // Counters reach /metrics up to a publish interval after the packets.
+    bed.wait_metric("spimux_checksums_completed_total", 10.0);
+    let completed = bed.metric("spimux_checksums_completed_total");
     assert!(
-        bed.metric("spimux_checksums_completed_total") >= 10.0,
-        "the router completed partial checksums"
+        completed >= 10.0,
+        "the router completed partial checksums (completed {completed})"
     );
 }
