@@ -8,6 +8,8 @@
 //! - protocol cores without I/O or clock reads: [`nat`], [`spi`].
 //! - [`wire`]: checked zero-copy packet views.
 
+pub mod daemon;
+pub mod endpoint;
 pub mod esp;
 pub mod io;
 pub mod nat;

@@ -1,6 +1,7 @@
-//! `spimux` command line: `router`, `spi` (and later `responder`, `mobile`).
+//! `spimux` command line: `router`, `responder`, `client`, `spi` (and later `mobile`).
 
 use clap::{Args, Parser, Subcommand};
+use spimux::endpoint::config::{EndpointConfig, Role};
 use spimux::router::config::RouterConfig;
 use spimux::spi::{self, Layout};
 use std::path::PathBuf;
@@ -21,6 +22,10 @@ struct Cli {
 enum Cmd {
     /// Run the NAT router on two interfaces.
     Router(RouterArgs),
+    /// Run the ESP gateway (many peers, derives its inbound SPIs).
+    Responder(EndpointArgs),
+    /// Run an ESP client (one tunnel to a gateway).
+    Client(EndpointArgs),
     /// SPI-hash tools for operators.
     #[command(subcommand)]
     Spi(SpiCmd),
@@ -40,6 +45,19 @@ struct RouterArgs {
     /// Override outside.interface.
     #[arg(long)]
     outside_interface: Option<String>,
+    /// Override metrics.listen (empty disables).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+}
+
+#[derive(Args)]
+struct EndpointArgs {
+    /// TOML configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Validate the configuration, print the tunnels and exit without starting.
+    #[arg(long)]
+    check: bool,
     /// Override metrics.listen (empty disables).
     #[arg(long)]
     metrics_listen: Option<String>,
@@ -74,6 +92,9 @@ enum SpiCmd {
     Derive {
         /// Peer SPI, hex (0x…) or decimal.
         peer_spi: String,
+        /// SPIs already live on the responder, never returned (repeatable).
+        #[arg(long = "avoid", value_name = "SPI")]
+        avoid: Vec<String>,
         #[command(flatten)]
         layout: LayoutArgs,
     },
@@ -103,11 +124,19 @@ fn hex(b: &[u8]) -> String {
 
 fn run_spi(cmd: SpiCmd) -> Result<(), String> {
     match cmd {
-        SpiCmd::Derive { peer_spi, layout } => {
+        SpiCmd::Derive {
+            peer_spi,
+            avoid,
+            layout,
+        } => {
             let peer = parse_spi(&peer_spi)?;
-            let l = Layout::from(layout);
-            let s = l
-                .derive(peer, rand::random, |_| false, 64)
+            let mut alloc =
+                spi::SpiAllocator::new(Layout::from(layout)).map_err(|e| e.to_string())?;
+            for a in &avoid {
+                alloc.reserve(parse_spi(a)?);
+            }
+            let s = alloc
+                .allocate(peer, rand::random)
                 .map_err(|e| e.to_string())?;
             println!("{s:#010x}");
             Ok(())
@@ -173,6 +202,44 @@ fn run_router(a: RouterArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_endpoint(a: EndpointArgs, role: Role) -> Result<(), String> {
+    let name = a.config.display().to_string();
+    let text = std::fs::read_to_string(&a.config).map_err(|e| format!("{name}: {e}"))?;
+    let mut cfg: EndpointConfig = toml::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
+    if let Some(m) = a.metrics_listen {
+        cfg.metrics.listen = m;
+    }
+    if a.check {
+        let shared = spimux::endpoint::prepare(&cfg, role).map_err(|e| format!("{name}: {e}"))?;
+        println!("{name}: ok");
+        for t in &shared.tunnels {
+            println!(
+                "peer {}: local_spi {:#010x}{} remote_spi {:#010x} inner {:?}",
+                t.name,
+                t.local_spi,
+                if t.derived {
+                    " (derived now; a new one is drawn at each start)"
+                } else {
+                    ""
+                },
+                t.remote_spi,
+                t.allowed.0
+            );
+        }
+        return Ok(());
+    }
+    let c = spimux::endpoint::run_until_signal(&cfg, role).map_err(|e| format!("{name}: {e}"))?;
+    println!(
+        "stopped: tun rx {} tx {}, outer rx {} tx {}, drops {}",
+        c.tun_rx,
+        c.tun_tx,
+        c.outer_rx,
+        c.outer_tx,
+        c.drops.iter().sum::<u64>()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -183,6 +250,8 @@ fn main() -> ExitCode {
         .init();
     let r = match Cli::parse().cmd {
         Cmd::Router(a) => run_router(a),
+        Cmd::Responder(a) => run_endpoint(a, Role::Responder),
+        Cmd::Client(a) => run_endpoint(a, Role::Client),
         Cmd::Spi(c) => run_spi(c),
     };
     match r {

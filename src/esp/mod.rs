@@ -5,6 +5,8 @@
 pub mod encap;
 pub mod replay;
 pub mod sa;
+pub mod table;
+pub mod tunnel;
 
 pub use sa::{EspError, Opened, Sa, SaParams};
 

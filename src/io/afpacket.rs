@@ -3,6 +3,7 @@
 //! SO_RCVBUFFORCE. Transmit sockets are bound with protocol 0 so they never
 //! receive, which keeps the fanout group the only reader of each interface.
 
+use super::sys::{set_rcvbuf, setopt, wait_readable};
 use super::{Backend, FrameRx, FrameTx, RxBatch, RxFlags};
 use std::io;
 use std::mem;
@@ -18,7 +19,7 @@ const PACKET_OUTGOING: u8 = 4;
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const ETH_P_ALL: u16 = 0x0003;
-const RCVBUF_BYTES: libc::c_int = 8 << 20;
+const RCVBUF_BYTES: usize = 8 << 20;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -30,28 +31,6 @@ struct TpacketAuxdata {
     tp_net: u16,
     tp_vlan_tci: u16,
     tp_vlan_tpid: u16,
-}
-
-fn setopt(
-    fd: libc::c_int,
-    level: libc::c_int,
-    name: libc::c_int,
-    val: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: passes a pointer to a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&val as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as u32,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn ifindex(name: &str) -> io::Result<i32> {
@@ -116,9 +95,7 @@ impl Backend for AfPacket {
         // the pkttype check in recv_batch covers older kernels.
         let _ = setopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
         setopt(raw, SOL_PACKET, PACKET_AUXDATA, 1)?;
-        if setopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF_BYTES).is_err() {
-            setopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF_BYTES)?;
-        }
+        set_rcvbuf(raw, RCVBUF_BYTES)?;
         let arg = u32::from(group) | (PACKET_FANOUT_HASH << 16);
         setopt(raw, SOL_PACKET, PACKET_FANOUT, arg as libc::c_int)?;
         let mut rx = AfPacketRx {
@@ -266,22 +243,7 @@ impl FrameRx for AfPacketRx {
         if got > 0 {
             return Ok(got);
         }
-        let mut p = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            };
-        }
-        if rc == 0 {
+        if !wait_readable(self.fd.as_raw_fd(), timeout_ms)? {
             batch.set_len(0);
             return Ok(0);
         }

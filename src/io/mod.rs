@@ -9,7 +9,10 @@
 pub mod afpacket;
 pub mod ethtool;
 pub mod iface;
+pub mod outer;
 pub mod pnet_link;
+pub mod sys;
+pub mod tun;
 
 use std::io;
 

@@ -5,85 +5,27 @@
 
 use super::stats::{Counters, DropReason, Side};
 use super::Shared;
+use crate::daemon::metrics::{build_info, one, Families, Sample};
 use crate::nat::{NatDrop, Proto};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, TextEncoder};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
 
-struct Families(Vec<MetricFamily>);
-
-fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let mut l = LabelPair::default();
-            l.set_name((*k).to_string());
-            l.set_value((*v).to_string());
-            l
-        })
-        .collect()
-}
-
-impl Families {
-    fn family(
-        &mut self,
-        name: &str,
-        help: &str,
-        ty: MetricType,
-        samples: Vec<(Vec<(&str, &str)>, f64)>,
-    ) {
-        let mut f = MetricFamily::default();
-        f.set_name(name.to_string());
-        f.set_help(help.to_string());
-        f.set_field_type(ty);
-        for (ls, v) in samples {
-            let mut m = Metric::default();
-            m.set_label(labels(&ls));
-            if ty == MetricType::COUNTER {
-                let mut c = Counter::default();
-                c.set_value(v);
-                m.set_counter(c);
-            } else {
-                let mut g = Gauge::default();
-                g.set_value(v);
-                m.set_gauge(g);
-            }
-            f.mut_metric().push(m);
-        }
-        self.0.push(f);
-    }
-    fn counter(&mut self, name: &str, help: &str, samples: Vec<(Vec<(&str, &str)>, f64)>) {
-        self.family(name, help, MetricType::COUNTER, samples);
-    }
-    fn gauge(&mut self, name: &str, help: &str, samples: Vec<(Vec<(&str, &str)>, f64)>) {
-        self.family(name, help, MetricType::GAUGE, samples);
-    }
-}
-
-fn per_side(v: [u64; 2]) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
+fn per_side(v: [u64; 2]) -> Vec<Sample<'static>> {
     [Side::Inside, Side::Outside]
         .iter()
         .map(|s| (vec![("interface", s.label())], v[*s as usize] as f64))
         .collect()
 }
 
-fn per_proto(v: [u64; 3]) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
+fn per_proto(v: [u64; 3]) -> Vec<Sample<'static>> {
     Proto::ALL
         .iter()
         .map(|p| (vec![("protocol", p.label())], v[*p as usize] as f64))
         .collect()
 }
 
-fn one(v: u64) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
-    vec![(vec![], v as f64)]
-}
-
 /// Renders the whole exposition text.
 pub fn render(shared: &Shared) -> String {
     let c: Counters = shared.stats.total();
-    let mut f = Families(Vec::new());
+    let mut f = Families::default();
     f.counter(
         "spimux_rx_packets_total",
         "Frames received per data interface.",
@@ -237,43 +179,6 @@ pub fn render(shared: &Shared) -> String {
         "Worker count (each has one receive thread per interface).",
         one(shared.workers as u64),
     );
-    f.gauge(
-        "spimux_build_info",
-        "Build and runtime facts.",
-        vec![(
-            vec![
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("backend", shared.backend),
-            ],
-            1.0,
-        )],
-    );
-    let mut buf = Vec::new();
-    if TextEncoder::new().encode(&f.0, &mut buf).is_err() {
-        return String::new();
-    }
-    String::from_utf8(buf).unwrap_or_default()
-}
-
-/// Serves `/metrics` until shutdown.
-pub fn serve(server: tiny_http::Server, shared: Arc<Shared>) {
-    let ctype =
-        tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..]).ok();
-    while !shared.shutdown.load(Ordering::Relaxed) {
-        let req = match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(_) => continue,
-        };
-        let resp = if req.url() == "/metrics" && *req.method() == tiny_http::Method::Get {
-            let mut r = tiny_http::Response::from_string(render(&shared));
-            if let Some(h) = ctype.clone() {
-                r.add_header(h);
-            }
-            r
-        } else {
-            tiny_http::Response::from_string("spimux: try /metrics\n").with_status_code(404)
-        };
-        let _ = req.respond(resp);
-    }
+    build_info(&mut f, ("backend", shared.backend));
+    f.encode()
 }

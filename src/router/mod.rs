@@ -76,38 +76,21 @@ pub enum StartError {
     /// Bad configuration.
     #[error("config: {0}")]
     Config(#[from] crate::nat::ConfigError),
-    /// An interface or socket could not be opened.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// Cause.
-        source: std::io::Error,
-    },
+    /// A device or socket could not be opened.
+    #[error(transparent)]
+    Io(#[from] crate::daemon::OpenError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
-    let what = what.into();
-    move |source| StartError::Io { what, source }
+    crate::daemon::open_err(what)
 }
 
-/// A started router; dropping it does not stop it, call `stop`.
-pub struct Running {
-    /// Shared state (for metrics and tests).
-    pub shared: Arc<Shared>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    /// Bound metrics address, when enabled.
-    pub metrics_addr: Option<std::net::SocketAddr>,
-}
+/// A started daemon; call `stop` or `run_until_signal`.
+pub type Running = crate::daemon::Running<Shared>;
 
-impl Running {
-    /// Requests shutdown and joins every thread.
-    pub fn stop(self) -> Counters {
-        self.shared.shutdown.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            let _ = t.join();
-        }
-        self.shared.stats.total()
+impl crate::daemon::DaemonState for Shared {
+    fn shutdown_flag(&self) -> &AtomicBool {
+        &self.shutdown
     }
 }
 
@@ -167,16 +150,8 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             .open_tx(names[1])
             .map_err(io_err("housekeeping send socket"))?,
     ];
-    let metrics_listener = if cfg.metrics.listen.is_empty() {
-        None
-    } else {
-        Some(
-            tiny_http::Server::http(cfg.metrics.listen.as_str()).map_err(|e| StartError::Io {
-                what: format!("metrics.listen {}", cfg.metrics.listen),
-                source: std::io::Error::other(e.to_string()),
-            })?,
-        )
-    };
+    let metrics_listener =
+        crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
     let mut external = vec![cfg.outside.address.addr()];
     external.dedup();
     let nat = Nat::new(cfg.nat, cfg.esp, external, rand::random())?;
@@ -218,7 +193,11 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
         threads.push(
             std::thread::Builder::new()
                 .name("spimux-metrics".into())
-                .spawn(move || metrics::serve(server, m_shared))
+                .spawn(move || {
+                    crate::daemon::metrics::serve(server, &m_shared.shutdown, || {
+                        metrics::render(&m_shared)
+                    })
+                })
                 .map_err(io_err("spawn metrics"))?,
         );
     }
@@ -271,17 +250,8 @@ fn housekeeping(
 
 /// Runs until SIGINT/SIGTERM, then stops and returns the final counters.
 pub fn run_until_signal(cfg: &RouterConfig) -> Result<Counters, StartError> {
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, term.clone()).map_err(io_err("signal handler"))?;
-    }
-    let running = start(cfg)?;
-    if let Some(a) = running.metrics_addr {
-        tracing::info!("metrics on http://{a}/metrics");
-    }
-    while !term.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    tracing::info!("signal received, stopping");
-    Ok(running.stop())
+    let shared = start(cfg)?
+        .run_until_signal()
+        .map_err(io_err("signal handler"))?;
+    Ok(shared.stats.total())
 }

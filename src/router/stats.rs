@@ -2,9 +2,8 @@
 //! into its own slot once per receive batch; a scrape sums the slots. No
 //! atomic is touched per packet and no cache line is shared between workers.
 
+use crate::daemon::stats::Merge;
 use crate::nat::{NatDrop, NatEvents};
-use parking_lot::Mutex;
-use std::sync::Arc;
 
 /// Why the router dropped a frame before or after the NAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,29 +211,14 @@ impl Counters {
     }
 }
 
-/// One slot per thread, written by its owner once per batch.
-#[derive(Default)]
-pub struct StatsRegistry {
-    slots: Mutex<Vec<Arc<Mutex<Counters>>>>,
-}
-
-impl StatsRegistry {
-    /// A new slot for a thread.
-    pub fn slot(&self) -> Arc<Mutex<Counters>> {
-        let s = Arc::new(Mutex::new(Counters::default()));
-        self.slots.lock().push(s.clone());
-        s
-    }
-
-    /// Sum over all slots.
-    pub fn total(&self) -> Counters {
-        let mut t = Counters::default();
-        for s in self.slots.lock().iter() {
-            t.add(&s.lock());
-        }
-        t
+impl Merge for Counters {
+    fn merge(&mut self, o: &Self) {
+        self.add(o);
     }
 }
+
+/// The router's per-thread counter slots.
+pub type StatsRegistry = crate::daemon::stats::StatsRegistry<Counters>;
 
 #[cfg(test)]
 mod tests {

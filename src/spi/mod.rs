@@ -149,6 +149,99 @@ impl Layout {
     }
 }
 
+/// What an allocator did, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeriveStats {
+    /// SPIs derived and handed out.
+    pub derived: u64,
+    /// Extra draws because a candidate was reserved or live.
+    pub redraws: u64,
+    /// Derivations refused (fully derived collision or exhausted draws).
+    pub refused: u64,
+    /// SPIs reserved as given (configured, not derived).
+    pub reserved: u64,
+}
+
+/// Hands out a responder's inbound SPIs: derived from the peer's SPI under
+/// the layout, never reserved (< 256) and never one that is live here.
+#[derive(Debug)]
+pub struct SpiAllocator {
+    layout: Layout,
+    live: std::collections::HashSet<u32>,
+    /// Counts of what happened.
+    pub stats: DeriveStats,
+}
+
+/// Draws before giving up; with a 2-byte tag a live-set collision needs ~65k live SPIs.
+pub const MAX_DRAWS: u32 = 64;
+
+impl SpiAllocator {
+    /// An allocator for `layout` (checked).
+    pub fn new(layout: Layout) -> Result<Self, SpiError> {
+        layout.validate()?;
+        Ok(SpiAllocator {
+            layout,
+            live: Default::default(),
+            stats: DeriveStats::default(),
+        })
+    }
+
+    /// Marks a configured SPI live; false when it already was.
+    pub fn reserve(&mut self, spi: u32) -> bool {
+        let fresh = self.live.insert(spi);
+        if fresh {
+            self.stats.reserved += 1;
+        }
+        fresh
+    }
+
+    /// Derives and marks live a new SPI for `peer_spi`, random bytes from `draw`.
+    pub fn allocate(
+        &mut self,
+        peer_spi: u32,
+        mut draw: impl FnMut() -> u32,
+    ) -> Result<u32, SpiError> {
+        let mut draws = 0u64;
+        let live = &self.live;
+        let r = self.layout.derive(
+            peer_spi,
+            || {
+                draws += 1;
+                draw()
+            },
+            |s| live.contains(&s),
+            MAX_DRAWS,
+        );
+        self.stats.redraws += draws.saturating_sub(1);
+        match r {
+            Ok(spi) => {
+                self.live.insert(spi);
+                self.stats.derived += 1;
+                Ok(spi)
+            }
+            Err(e) => {
+                self.stats.refused += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns an SPI to the pool (SA deleted).
+    pub fn release(&mut self, spi: u32) {
+        self.live.remove(&spi);
+    }
+
+    /// True when `spi` is live.
+    pub fn is_live(&self, spi: u32) -> bool {
+        self.live.contains(&spi)
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+}
+
 /// Parses an SPI written as `0x…` hex or decimal.
 pub fn parse_spi(s: &str) -> Result<u32, std::num::ParseIntError> {
     let t = s.trim();
@@ -305,5 +398,49 @@ mod tests {
         assert_eq!(parse_spi("0xD4560CA1").unwrap(), 0xD456_0CA1);
         assert_eq!(parse_spi("256").unwrap(), 256);
         assert!(parse_spi("0xZZ").is_err());
+    }
+
+    #[test]
+    fn allocator_avoids_live_spis_and_counts() {
+        let mut a = SpiAllocator::new(Layout::default()).unwrap();
+        assert!(a.reserve(0x1234_5678));
+        assert!(!a.reserve(0x1234_5678), "already live");
+        let l = Layout::default();
+        for random in [0xAAAA_0000, 0x1111_0000] {
+            assert!(a.reserve(l.derive_with(0xD456_0CA1, random)));
+        }
+        // The first two draws give live SPIs, the third is usable.
+        let mut draws = [0xAAAA_0000u32, 0x1111_0000, 0xBBBB_0000].into_iter();
+        let got = a
+            .allocate(0xD456_0CA1, || draws.next().unwrap_or(0xCCCC_0000))
+            .unwrap();
+        assert_eq!(got, l.derive_with(0xD456_0CA1, 0xBBBB_0000));
+        assert!(a.is_live(got));
+        assert_eq!(a.stats.derived, 1);
+        assert_eq!(a.stats.redraws, 2);
+        a.release(got);
+        assert!(!a.is_live(got));
+    }
+
+    #[test]
+    fn allocator_refuses_fully_derived_collision_and_counts_it() {
+        let full = Layout {
+            tag_len: 4,
+            spi_offset: 0,
+            digest_offset: 0,
+        };
+        let mut a = SpiAllocator::new(full).unwrap();
+        let spi = a.allocate(7, || 0).unwrap();
+        assert_eq!(spi, full.derive_with(7, 0));
+        let e = a.allocate(7, || 0).unwrap_err();
+        assert!(matches!(
+            e,
+            SpiError::FullyDerivedCollision {
+                why: "already live",
+                ..
+            }
+        ));
+        assert_eq!(a.stats.refused, 1);
+        assert!(e.to_string().contains("fully derived"));
     }
 }

@@ -1,0 +1,76 @@
+//! What every daemon (router, responder, client) shares: the Prometheus
+//! exposition and HTTP endpoint, per-thread counter slots, and waiting for
+//! SIGINT/SIGTERM.
+
+pub mod metrics;
+pub mod stats;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A device, socket or thread that could not be set up, and what it was.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct OpenError {
+    /// What was being done.
+    pub what: String,
+    /// Cause.
+    pub source: std::io::Error,
+}
+
+/// Wraps an I/O error with what was being opened.
+pub fn open_err<E: From<OpenError>>(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> E {
+    let what = what.into();
+    move |source| E::from(OpenError { what, source })
+}
+
+/// Blocks until SIGINT or SIGTERM arrives.
+pub fn wait_for_signal() -> std::io::Result<()> {
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone())?;
+    }
+    while !term.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::info!("signal received, stopping");
+    Ok(())
+}
+
+/// State a daemon's threads share: at least a shutdown flag.
+pub trait DaemonState: Send + Sync + 'static {
+    /// Set to stop every thread.
+    fn shutdown_flag(&self) -> &AtomicBool;
+}
+
+/// A started daemon; dropping it does not stop it, call `stop`.
+pub struct Running<S> {
+    /// Shared state (for metrics and tests).
+    pub shared: Arc<S>,
+    /// The daemon's threads.
+    pub threads: Vec<std::thread::JoinHandle<()>>,
+    /// Bound metrics address, when enabled.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl<S: DaemonState> Running<S> {
+    /// Requests shutdown, joins every thread and hands back the state.
+    pub fn stop(self) -> Arc<S> {
+        self.shared.shutdown_flag().store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.shared
+    }
+
+    /// Logs where metrics are served, waits for SIGINT/SIGTERM, then stops.
+    pub fn run_until_signal(self) -> std::io::Result<Arc<S>> {
+        if let Some(a) = self.metrics_addr {
+            tracing::info!("metrics on http://{a}/metrics");
+        }
+        let waited = wait_for_signal();
+        let s = self.stop();
+        waited.map(|()| s)
+    }
+}

@@ -1,0 +1,507 @@
+//! Endpoint configuration (TOML) for both roles: the responder (gateway,
+//! many peers) and the client (one peer). Manual keying: SPIs and keys are
+//! configured. Unknown fields are refused; validation names the offending
+//! field and happens before anything is opened.
+
+use crate::spi::{Layout, SpiAllocator};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// Default metrics port of the endpoint daemons (the router uses 9780).
+pub const DEFAULT_METRICS_PORT: u16 = 9781;
+
+/// Which daemon reads the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// VPN gateway: many peers, derives its inbound SPIs.
+    Responder,
+    /// Initiator: exactly one peer with a configured address.
+    Client,
+}
+
+/// The TUN device carrying inner packets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunConfig {
+    /// Device name.
+    #[serde(default = "default_tun_name")]
+    pub name: String,
+    /// Own inner address with prefix, e.g. "10.99.0.1/24" (gateway) or "10.98.0.2/32" (client).
+    pub address: Ipv4Net,
+    /// MTU; the default leaves room for outer IPv4 + UDP + ESP on a 1500-byte path.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+fn default_tun_name() -> String {
+    "spimux0".into()
+}
+
+fn default_mtu() -> u16 {
+    1400
+}
+
+/// The outer (network) side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OuterConfig {
+    /// Local address for ESP and UDP/4500 sockets; 0.0.0.0 = any.
+    pub local: Ipv4Addr,
+    /// UDP encapsulation port (RFC 3948).
+    pub udp_port: u16,
+    /// Kernel receive buffer per socket, bytes (set with SO_RCVBUFFORCE).
+    pub rcvbuf: usize,
+}
+
+impl Default for OuterConfig {
+    fn default() -> Self {
+        OuterConfig {
+            local: Ipv4Addr::UNSPECIFIED,
+            udp_port: crate::esp::encap::NAT_T_PORT,
+            rcvbuf: 4 << 20,
+        }
+    }
+}
+
+/// Metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Listen address for `GET /metrics`; empty disables.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: format!("127.0.0.1:{DEFAULT_METRICS_PORT}"),
+        }
+    }
+}
+
+/// How ESP travels to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    /// Plain ESP, IP protocol 50.
+    #[default]
+    None,
+    /// ESP in UDP (RFC 3948).
+    Udp,
+}
+
+impl Encap {
+    /// Prometheus label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Encap::None => "esp",
+            Encap::Udp => "udp",
+        }
+    }
+}
+
+/// One tunnel (a pair of SAs) with one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Name used in logs and metric labels.
+    pub name: String,
+    /// Inner networks reached through this peer: its inner address(es) on a
+    /// gateway, the protected networks on a client. Routed into the TUN device,
+    /// and the only sources accepted from the peer.
+    pub inner: Vec<Ipv4Net>,
+    /// Outer address ("ip" or "ip:port"; port defaults to `outer.udp_port`). Required
+    /// on a client; on a responder, learned from the first authenticated packet when absent.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// Encapsulation towards a configured `remote`; a learned peer is answered the way it spoke.
+    #[serde(default)]
+    pub encap: Encap,
+    /// Our inbound SPI. A responder derives it from `remote_spi` when absent.
+    #[serde(default)]
+    pub local_spi: Option<u32>,
+    /// The peer's inbound SPI (the SPI we send with).
+    pub remote_spi: u32,
+    /// Inbound key: AES-128/256 key followed by the 4-byte salt, hex (40 or 72 digits).
+    pub key_in: String,
+    /// Outbound key, same form.
+    pub key_out: String,
+    /// Extended sequence numbers (RFC 4303 §2.2.1); must match the peer.
+    #[serde(default)]
+    pub esn: bool,
+    /// Anti-replay window in packets (64..=4096, rounded up to a multiple of 64).
+    #[serde(default = "default_replay_window")]
+    pub replay_window: u32,
+    /// NAT keepalive interval in seconds for UDP encapsulation (RFC 3948 §4); 0 disables.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u64,
+}
+
+fn default_replay_window() -> u32 {
+    128
+}
+
+fn default_keepalive() -> u64 {
+    20
+}
+
+/// A whole endpoint configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// TUN device.
+    pub tun: TunConfig,
+    /// Outer sockets.
+    #[serde(default)]
+    pub outer: OuterConfig,
+    /// SPI-hash layout (must match the routers' `esp.layout`).
+    #[serde(default)]
+    pub spi_layout: Layout,
+    /// Metrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Tunnels.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// A configuration error naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {why}")]
+pub struct EndpointConfigError {
+    /// Dotted path of the field, e.g. `peers[1].key_in`.
+    pub field: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+fn err(field: impl Into<String>, why: impl Into<String>) -> EndpointConfigError {
+    EndpointConfigError {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+/// Key material of one direction, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMaterial {
+    /// AES key (16 or 32 bytes).
+    pub key: Vec<u8>,
+    /// RFC 4106 salt.
+    pub salt: [u8; 4],
+}
+
+/// Parses "key‖salt" hex (optionally 0x-prefixed) of 20 or 36 bytes.
+pub fn parse_key(hex: &str) -> Result<KeyMaterial, String> {
+    let h = hex.trim();
+    let h = h.strip_prefix("0x").unwrap_or(h);
+    if h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("must be hex digits".into());
+    }
+    let bytes: Vec<u8> = (0..h.len())
+        .step_by(2)
+        .filter_map(|i| h.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()))
+        .collect();
+    let (key, salt) = match bytes.len() {
+        20 => bytes.split_at(16),
+        36 => bytes.split_at(32),
+        n => {
+            return Err(format!(
+            "{n} bytes; need a 16- or 32-byte AES key followed by a 4-byte salt (20 or 36 bytes)"
+        ))
+        }
+    };
+    let mut s = [0u8; 4];
+    s.copy_from_slice(salt);
+    Ok(KeyMaterial {
+        key: key.to_vec(),
+        salt: s,
+    })
+}
+
+/// Parses "ip" or "ip:port".
+pub fn parse_remote(s: &str, default_port: u16) -> Result<SocketAddrV4, String> {
+    let a = if let Ok(sa) = s.parse::<SocketAddrV4>() {
+        sa
+    } else {
+        let ip: Ipv4Addr = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IPv4 address or address:port"))?;
+        SocketAddrV4::new(ip, default_port)
+    };
+    if a.ip().is_unspecified() || a.ip().is_broadcast() || a.ip().is_multicast() {
+        return Err(format!("{a} is not a unicast address"));
+    }
+    if a.port() == 0 {
+        return Err("port 0".into());
+    }
+    Ok(a)
+}
+
+/// A peer after validation, with its SPIs settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPeer {
+    /// The configuration as written.
+    pub config: PeerConfig,
+    /// Our inbound SPI (configured or derived).
+    pub local_spi: u32,
+    /// True when `local_spi` was derived at load.
+    pub derived: bool,
+    /// Configured outer address.
+    pub remote: Option<SocketAddrV4>,
+    /// Inbound key.
+    pub key_in: KeyMaterial,
+    /// Outbound key.
+    pub key_out: KeyMaterial,
+}
+
+impl EndpointConfig {
+    /// Checks everything and settles the SPIs; a responder derives missing
+    /// inbound SPIs with `draw` (random bytes) through `alloc`.
+    pub fn resolve(
+        &self,
+        role: Role,
+        alloc: &mut SpiAllocator,
+        mut draw: impl FnMut() -> u32,
+    ) -> Result<Vec<ResolvedPeer>, EndpointConfigError> {
+        let t = &self.tun;
+        if t.name.is_empty() || t.name.len() > 15 {
+            return Err(err("tun.name", "must be 1 to 15 characters"));
+        }
+        if !(576..=9000).contains(&t.mtu) {
+            return Err(err("tun.mtu", "must be 576..=9000"));
+        }
+        if self.outer.udp_port == 0 {
+            return Err(err("outer.udp_port", "must not be 0"));
+        }
+        self.spi_layout
+            .validate()
+            .map_err(|e| err("spi_layout", e.to_string()))?;
+        match (role, self.peers.len()) {
+            (_, 0) => return Err(err("peers", "at least one [[peers]] entry is needed")),
+            (Role::Client, n) if n > 1 => {
+                return Err(err("peers", "a client has exactly one peer"))
+            }
+            _ => {}
+        }
+        // Configured SPIs first, so derived ones avoid them all.
+        for (i, p) in self.peers.iter().enumerate() {
+            if let Some(s) = p.local_spi {
+                let f = format!("peers[{i}].local_spi");
+                if s < crate::spi::MIN_SPI {
+                    return Err(err(f, "SPIs below 256 are reserved (RFC 4303)"));
+                }
+                if role == Role::Responder && !self.spi_layout.matches(s, p.remote_spi) {
+                    return Err(err(
+                        f,
+                        format!(
+                            "{s:#010x} does not carry the SPI-hash tag of remote_spi {:#010x}, so a \
+                             spimux router cannot match it; use `spimux spi derive {:#010x}` or omit it",
+                            p.remote_spi, p.remote_spi
+                        ),
+                    ));
+                }
+                if !alloc.reserve(s) {
+                    return Err(err(f, format!("{s:#010x} is used by another peer")));
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(self.peers.len());
+        for (i, p) in self.peers.iter().enumerate() {
+            let f = |name: &str| format!("peers[{i}].{name}");
+            if p.name.is_empty() || !names.insert(p.name.as_str()) {
+                return Err(err(f("name"), "must be non-empty and unique"));
+            }
+            if p.inner.is_empty() {
+                return Err(err(f("inner"), "needs at least one network"));
+            }
+            if p.remote_spi < crate::spi::MIN_SPI {
+                return Err(err(
+                    f("remote_spi"),
+                    "SPIs below 256 are reserved (RFC 4303)",
+                ));
+            }
+            if !(64..=4096).contains(&p.replay_window) {
+                return Err(err(f("replay_window"), "must be 64..=4096"));
+            }
+            let key_in = parse_key(&p.key_in).map_err(|e| err(f("key_in"), e))?;
+            let key_out = parse_key(&p.key_out).map_err(|e| err(f("key_out"), e))?;
+            let remote = p
+                .remote
+                .as_deref()
+                .map(|r| parse_remote(r, self.outer.udp_port))
+                .transpose()
+                .map_err(|e| err(f("remote"), e))?;
+            if role == Role::Client && remote.is_none() {
+                return Err(err(f("remote"), "a client needs the gateway's address"));
+            }
+            let (local_spi, derived) = match (p.local_spi, role) {
+                (Some(s), _) => (s, false),
+                (None, Role::Responder) => {
+                    let s = alloc
+                        .allocate(p.remote_spi, &mut draw)
+                        .map_err(|e| err(f("local_spi"), e.to_string()))?;
+                    (s, true)
+                }
+                (None, Role::Client) => {
+                    return Err(err(
+                        f("local_spi"),
+                        "a client must configure its inbound SPI",
+                    ))
+                }
+            };
+            out.push(ResolvedPeer {
+                config: p.clone(),
+                local_spi,
+                derived,
+                remote,
+                key_in,
+                key_out,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0x0102030405060708090a0b0c0d0e0f1011121314";
+
+    fn peer(name: &str, inner: &str, local: Option<u32>, remote_spi: u32) -> PeerConfig {
+        PeerConfig {
+            name: name.into(),
+            inner: vec![inner.parse().unwrap()],
+            remote: None,
+            encap: Encap::None,
+            local_spi: local,
+            remote_spi,
+            key_in: KEY.into(),
+            key_out: KEY.into(),
+            esn: false,
+            replay_window: 128,
+            keepalive_secs: 20,
+        }
+    }
+
+    fn cfg(peers: Vec<PeerConfig>) -> EndpointConfig {
+        EndpointConfig {
+            tun: TunConfig {
+                name: "spx0".into(),
+                address: "10.99.0.1/24".parse().unwrap(),
+                mtu: 1400,
+            },
+            outer: OuterConfig::default(),
+            spi_layout: Layout::default(),
+            metrics: MetricsConfig::default(),
+            peers,
+        }
+    }
+
+    fn resolve(c: &EndpointConfig, role: Role) -> Result<Vec<ResolvedPeer>, EndpointConfigError> {
+        let mut a = SpiAllocator::new(c.spi_layout).unwrap();
+        let mut n = 0x1000_0000u32;
+        c.resolve(role, &mut a, || {
+            n += 0x0001_0000;
+            n
+        })
+    }
+
+    #[test]
+    fn responder_derives_missing_spis_with_the_tag() {
+        let c = cfg(vec![
+            peer("a", "10.98.0.2/32", None, 0xD456_0CA1),
+            peer("b", "10.98.0.3/32", None, 0x0000_1001),
+        ]);
+        let r = resolve(&c, Role::Responder).unwrap();
+        for p in &r {
+            assert!(p.derived);
+            assert!(Layout::default().matches(p.local_spi, p.config.remote_spi));
+        }
+        assert_eq!(r[0].key_in.salt, [0x11, 0x12, 0x13, 0x14]);
+    }
+
+    #[test]
+    fn configured_spi_must_carry_the_tag_on_a_responder() {
+        let l = Layout::default();
+        let good = l.derive_with(0xD456_0CA1, 0x7777_0000);
+        let c = cfg(vec![peer("a", "10.98.0.2/32", Some(good), 0xD456_0CA1)]);
+        assert_eq!(resolve(&c, Role::Responder).unwrap()[0].local_spi, good);
+        let c = cfg(vec![peer("a", "10.98.0.2/32", Some(good ^ 1), 0xD456_0CA1)]);
+        let e = resolve(&c, Role::Responder).unwrap_err();
+        assert_eq!(e.field, "peers[0].local_spi");
+        assert!(e.why.contains("spimux spi derive"), "{e}");
+    }
+
+    #[test]
+    fn fully_derived_duplicate_is_refused_naming_the_field() {
+        let mut c = cfg(vec![
+            peer("a", "10.98.0.2/32", None, 0x0000_1001),
+            peer("b", "10.98.0.3/32", None, 0x0000_1001),
+        ]);
+        c.spi_layout = Layout {
+            tag_len: 4,
+            spi_offset: 0,
+            digest_offset: 0,
+        };
+        let e = resolve(&c, Role::Responder).unwrap_err();
+        assert_eq!(e.field, "peers[1].local_spi");
+        assert!(e.why.contains("fully derived"), "{e}");
+    }
+
+    #[test]
+    fn field_errors() {
+        let mut p = peer("a", "10.98.0.2/32", Some(0x1000), 0x2000);
+        p.key_in = "abcd".into();
+        assert_eq!(
+            resolve(&cfg(vec![p.clone()]), Role::Client)
+                .unwrap_err()
+                .field,
+            "peers[0].key_in"
+        );
+        p.key_in = KEY.into();
+        assert_eq!(
+            resolve(&cfg(vec![p.clone()]), Role::Client)
+                .unwrap_err()
+                .field,
+            "peers[0].remote"
+        );
+        p.remote = Some("198.51.100.69".into());
+        let r = resolve(&cfg(vec![p.clone()]), Role::Client).unwrap();
+        assert_eq!(r[0].remote, Some("198.51.100.69:4500".parse().unwrap()));
+        p.remote = Some("0.0.0.0".into());
+        assert!(resolve(&cfg(vec![p.clone()]), Role::Client).is_err());
+        p.remote = Some("198.51.100.69:4501".into());
+        p.remote_spi = 5;
+        assert_eq!(
+            resolve(&cfg(vec![p.clone()]), Role::Client)
+                .unwrap_err()
+                .field,
+            "peers[0].remote_spi"
+        );
+        assert_eq!(
+            resolve(&cfg(vec![]), Role::Responder).unwrap_err().field,
+            "peers"
+        );
+        let dup = vec![
+            peer("a", "10.98.0.2/32", Some(0x1000), 0x2000),
+            peer("a", "10.98.0.3/32", Some(0x1001), 0x2000),
+        ];
+        let mut c = cfg(dup);
+        c.spi_layout = Layout::default();
+        // Configured SPIs without the tag are refused first on a responder; as a client list it's too many.
+        assert_eq!(resolve(&c, Role::Client).unwrap_err().field, "peers");
+    }
+
+    #[test]
+    fn parses_keys() {
+        let k = parse_key(&"ab".repeat(36)).unwrap();
+        assert_eq!(k.key.len(), 32);
+        assert_eq!(k.salt, [0xab; 4]);
+        assert!(parse_key("xyz").is_err());
+        assert!(parse_key(&"ab".repeat(17)).is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! The endpoint's packet loops: TUN → seal → network, and network (plain ESP
+//! or UDP/4500) → open → TUN. Each thread counts into its own slot.
+
+use super::config::Encap;
+use super::state::{Counters, Peer, Shared};
+use crate::esp::encap::{classify, Udp4500, KEEPALIVE};
+use crate::esp::tunnel::{inner_destination, open_inner, seal_inner, TunnelDrop};
+use crate::esp::EspError;
+use crate::io::outer::{RawEsp, UdpEncap};
+use crate::io::tun::Tun;
+use crate::wire::{esp, ipv4};
+use parking_lot::Mutex;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+/// Largest datagram handled on either side.
+pub const BUF: usize = 65536;
+/// Poll timeout, bounding how long shutdown takes.
+const POLL_MS: i32 = 100;
+/// Longest a thread's counters may lag behind.
+const PUBLISH_MS: u64 = 100;
+
+/// The network-side sockets.
+pub struct Outer {
+    /// Plain ESP.
+    pub raw: RawEsp,
+    /// ESP in UDP.
+    pub udp: UdpEncap,
+}
+
+impl Outer {
+    /// Sends one ESP packet to `peer` in its encapsulation.
+    pub fn send(&self, esp: &[u8], peer: Peer) -> Result<(), TunnelDrop> {
+        let r = match peer.encap {
+            Encap::None => self.raw.send_to(esp, *peer.addr.ip()),
+            Encap::Udp => self.udp.send_to(esp, peer.addr),
+        };
+        r.map(|_| ()).map_err(|_| TunnelDrop::SendFailed)
+    }
+}
+
+/// Publishes `local` into `slot` when `PUBLISH_MS` passed or the thread is idle.
+struct Publisher {
+    slot: Arc<Mutex<Counters>>,
+    at: u64,
+}
+
+impl Publisher {
+    fn maybe(&mut self, local: &Counters, now: u64, idle: bool) {
+        if idle || now.saturating_sub(self.at) >= PUBLISH_MS {
+            *self.slot.lock() = local.clone();
+            self.at = now;
+        }
+    }
+}
+
+/// Seals one inner packet and sends it to its tunnel's peer.
+pub fn outbound(
+    shared: &Shared,
+    outer: &Outer,
+    inner: &[u8],
+    out: &mut [u8],
+    now: u64,
+) -> Result<(), TunnelDrop> {
+    let dst = inner_destination(inner)?;
+    let t = shared
+        .table
+        .by_inner(dst)
+        .and_then(|id| shared.tunnels.get(id))
+        .ok_or(TunnelDrop::NoTunnel)?;
+    let peer = (*t.peer.read()).ok_or(TunnelDrop::PeerUnknown)?;
+    let n = {
+        let mut tx = t.tx.lock();
+        let n = seal_inner(&mut tx.sa, inner, out)?;
+        tx.packets += 1;
+        tx.bytes += inner.len() as u64;
+        if peer.encap == Encap::Udp {
+            tx.keepalive.on_sent(now);
+        }
+        n
+    };
+    outer.send(out.get(..n).ok_or(TunnelDrop::SendFailed)?, peer)
+}
+
+/// Opens one ESP packet (starting at the SPI) that arrived from `from` in
+/// `encap`; the inner datagram lands at `out[..len]`.
+pub fn inbound(
+    shared: &Shared,
+    esp_pkt: &[u8],
+    from: SocketAddrV4,
+    encap: Encap,
+    out: &mut [u8],
+) -> Result<usize, TunnelDrop> {
+    let spi = match esp::Packet::new_checked(esp_pkt) {
+        Ok(p) => p.spi(),
+        Err(crate::wire::WireError::Truncated) => return Err(TunnelDrop::Esp(EspError::Truncated)),
+        Err(_) => return Err(TunnelDrop::UnknownSpi),
+    };
+    let t = shared
+        .table
+        .by_spi(spi)
+        .and_then(|id| shared.tunnels.get(id))
+        .ok_or(TunnelDrop::UnknownSpi)?;
+    let seen = Peer { addr: from, encap };
+    let mut rx = t.rx.lock();
+    let len = match open_inner(&mut rx.sa, esp_pkt, out, &t.allowed) {
+        Ok((len, _seq)) => len,
+        Err(e) => {
+            match e {
+                TunnelDrop::Esp(EspError::AuthFailed) => rx.auth_failures += 1,
+                TunnelDrop::Esp(EspError::Replay | EspError::TooOld) => rx.replay_drops += 1,
+                _ => {}
+            }
+            return Err(e);
+        }
+    };
+    rx.packets += 1;
+    rx.bytes += len as u64;
+    // Authenticated: a responder learns where an unconfigured peer is. Once known,
+    // the address only moves by an authenticated registration (mobility), never by data.
+    let known = *t.peer.read();
+    match known {
+        None if !t.static_peer => {
+            *t.peer.write() = Some(seen);
+            tracing::info!(peer = %t.name, addr = %from, encap = encap.label(), "peer address learned");
+        }
+        Some(p)
+            if p != seen
+                && !(p.encap == Encap::None
+                    && encap == Encap::None
+                    && p.addr.ip() == from.ip()) =>
+        {
+            rx.unexpected_source += 1;
+        }
+        _ => {}
+    }
+    Ok(len)
+}
+
+/// Runs `step` until shutdown. `step` waits up to `POLL_MS` for one packet,
+/// handles it and returns whether there was one; counters are published at
+/// least every `PUBLISH_MS` and whenever the thread goes idle.
+fn run(
+    shared: &Shared,
+    what: &str,
+    mut step: impl FnMut(&mut Counters, u64) -> std::io::Result<bool>,
+) {
+    let mut pubr = Publisher {
+        slot: shared.stats.slot(),
+        at: 0,
+    };
+    let mut c = Counters::default();
+    while !shared.stopping() {
+        let now = shared.now();
+        match step(&mut c, now) {
+            Ok(busy) => pubr.maybe(&c, now, !busy),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} read failed");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+    pubr.maybe(&c, 0, true);
+}
+
+/// TUN → network.
+pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
+    let mut inner = vec![0u8; BUF];
+    let mut out = vec![0u8; BUF + 64];
+    run(&shared, "TUN", |c, now| {
+        let Some(n) = tun.recv(&mut inner, POLL_MS)? else {
+            return Ok(false);
+        };
+        c.tun_rx += 1;
+        let pkt = inner.get(..n).unwrap_or_default();
+        match outbound(&shared, &outer, pkt, &mut out, now) {
+            Ok(()) => c.outer_tx += 1,
+            Err(d) => c.drop(d),
+        }
+        Ok(true)
+    });
+}
+
+/// Writes an opened inner packet to the TUN device.
+fn deliver(tun: &Tun, r: Result<&[u8], TunnelDrop>, c: &mut Counters) {
+    match r.and_then(|inner| tun.send(inner).map_err(|_| TunnelDrop::SendFailed)) {
+        Ok(_) => c.tun_tx += 1,
+        Err(d) => c.drop(d),
+    }
+}
+
+/// Plain ESP (raw socket, IPv4 header included) → TUN.
+pub fn esp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
+    let mut buf = vec![0u8; BUF];
+    let mut out = vec![0u8; BUF];
+    run(&shared, "ESP socket", |c, _| {
+        let Some(n) = outer.raw.recv(&mut buf, POLL_MS)? else {
+            return Ok(false);
+        };
+        c.outer_rx += 1;
+        let r = buf
+            .get(..n)
+            .and_then(|d| ipv4::Packet::new_checked(d).ok())
+            .ok_or(TunnelDrop::OuterMalformed)
+            .and_then(|ip| {
+                let from = SocketAddrV4::new(ip.src(), 0);
+                inbound(&shared, ip.payload(), from, Encap::None, &mut out)
+            });
+        deliver(&tun, r.map(|len| out.get(..len).unwrap_or_default()), c);
+        Ok(true)
+    });
+}
+
+/// UDP/4500 (ESP, keepalives, IKE) → TUN.
+pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
+    let mut buf = vec![0u8; BUF];
+    let mut out = vec![0u8; BUF];
+    run(&shared, "UDP socket", |c, _| {
+        let Some((n, from)) = outer.udp.recv(&mut buf, POLL_MS)? else {
+            return Ok(false);
+        };
+        c.outer_rx += 1;
+        match classify(buf.get(..n).unwrap_or_default()) {
+            Udp4500::Keepalive => c.keepalives_received += 1,
+            Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
+            Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
+            Udp4500::Esp(e) => {
+                let r = inbound(&shared, e, from, Encap::Udp, &mut out);
+                deliver(&tun, r.map(|len| out.get(..len).unwrap_or_default()), c);
+            }
+        }
+        Ok(true)
+    });
+}
+
+/// Sends NAT keepalives (RFC 3948 §2.3) for UDP-encapsulated tunnels with a
+/// configured peer (the side behind the NAT is the one that keeps it open).
+pub fn keepalive_loop(shared: Arc<Shared>, outer: Arc<Outer>) {
+    run(&shared, "keepalive", |c, now| {
+        for t in shared.tunnels.iter().filter(|t| t.static_peer) {
+            let Some(peer) = *t.peer.read() else { continue };
+            if peer.encap != Encap::Udp {
+                continue;
+            }
+            let mut tx = t.tx.lock();
+            if tx.keepalive.due(now) {
+                match outer.udp.send_to(&KEEPALIVE, peer.addr) {
+                    Ok(_) => c.keepalives_sent += 1,
+                    Err(_) => c.drop(TunnelDrop::SendFailed),
+                }
+                tx.keepalive.on_sent(now);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Ok(false)
+    });
+}

@@ -1,0 +1,188 @@
+//! The endpoint's Prometheus exposition.
+
+use super::state::Shared;
+use crate::daemon::metrics::{build_info, one, Families, Sample};
+use crate::esp::tunnel::TunnelDrop;
+
+fn per_tunnel<'a>(shared: &'a Shared, v: impl Fn(usize) -> u64) -> Vec<Sample<'a>> {
+    shared
+        .tunnels
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (vec![("peer", t.name.as_str())], v(i) as f64))
+        .collect()
+}
+
+/// Renders the whole exposition text.
+pub fn render(shared: &Shared) -> String {
+    let c = shared.stats.total();
+    let mut f = Families::default();
+    // One lock per tunnel and direction: copy what is needed, then format.
+    let tx: Vec<(u64, u64, u64)> = shared
+        .tunnels
+        .iter()
+        .map(|t| {
+            let x = t.tx.lock();
+            (x.packets, x.bytes, x.sa.tx_seq())
+        })
+        .collect();
+    let rx: Vec<[u64; 6]> = shared
+        .tunnels
+        .iter()
+        .map(|t| {
+            let x = t.rx.lock();
+            [
+                x.packets,
+                x.bytes,
+                x.auth_failures,
+                x.replay_drops,
+                x.unexpected_source,
+                x.sa.rx_seq(),
+            ]
+        })
+        .collect();
+    let at = |v: &[u64; 6], i: usize| v.get(i).copied().unwrap_or(0);
+    f.counter(
+        "spimux_tunnel_tx_packets_total",
+        "Inner packets sealed and sent, per peer.",
+        per_tunnel(shared, |i| tx[i].0),
+    );
+    f.counter(
+        "spimux_tunnel_tx_bytes_total",
+        "Inner bytes sealed and sent, per peer.",
+        per_tunnel(shared, |i| tx[i].1),
+    );
+    f.counter(
+        "spimux_tunnel_rx_packets_total",
+        "ESP packets authenticated and delivered, per peer.",
+        per_tunnel(shared, |i| at(&rx[i], 0)),
+    );
+    f.counter(
+        "spimux_tunnel_rx_bytes_total",
+        "Inner bytes delivered, per peer.",
+        per_tunnel(shared, |i| at(&rx[i], 1)),
+    );
+    f.counter(
+        "spimux_tunnel_auth_failures_total",
+        "ESP packets whose ICV did not verify, per peer.",
+        per_tunnel(shared, |i| at(&rx[i], 2)),
+    );
+    f.counter(
+        "spimux_tunnel_replay_drops_total",
+        "ESP packets refused by the anti-replay window, per peer.",
+        per_tunnel(shared, |i| at(&rx[i], 3)),
+    );
+    f.counter(
+        "spimux_tunnel_unexpected_source_total",
+        "Authenticated packets from an address other than the peer's (address not moved).",
+        per_tunnel(shared, |i| at(&rx[i], 4)),
+    );
+    f.gauge(
+        "spimux_sa_tx_sequence",
+        "Last sequence number sent, per peer.",
+        per_tunnel(shared, |i| tx[i].2),
+    );
+    f.gauge(
+        "spimux_sa_rx_sequence",
+        "Highest sequence number received, per peer.",
+        per_tunnel(shared, |i| at(&rx[i], 5)),
+    );
+    let peers: Vec<Option<super::state::Peer>> =
+        shared.tunnels.iter().map(|t| *t.peer.read()).collect();
+    f.gauge(
+        "spimux_sa_peer_known",
+        "1 when the peer's outer address is known (configured or learned).",
+        per_tunnel(shared, |i| u64::from(peers[i].is_some())),
+    );
+    let info: Vec<[String; 5]> = shared
+        .tunnels
+        .iter()
+        .zip(&peers)
+        .map(|(t, p)| {
+            [
+                format!("{:#010x}", t.local_spi),
+                format!("{:#010x}", t.remote_spi),
+                p.map_or("none", |p| p.encap.label()).to_string(),
+                p.map_or(String::new(), |p| p.addr.to_string()),
+                t.derived.to_string(),
+            ]
+        })
+        .collect();
+    f.gauge(
+        "spimux_sa_info",
+        "SA facts per peer: SPIs, encapsulation in use, outer address, derived SPI.",
+        shared
+            .tunnels
+            .iter()
+            .zip(&info)
+            .map(|(t, i)| {
+                (
+                    vec![
+                        ("peer", t.name.as_str()),
+                        ("local_spi", i[0].as_str()),
+                        ("remote_spi", i[1].as_str()),
+                        ("encap", i[2].as_str()),
+                        ("remote", i[3].as_str()),
+                        ("derived", i[4].as_str()),
+                    ],
+                    1.0,
+                )
+            })
+            .collect(),
+    );
+    f.counter(
+        "spimux_tunnel_drops_total",
+        "Packets dropped by the endpoint, by reason.",
+        TunnelDrop::ALL
+            .iter()
+            .map(|d| (vec![("reason", d.label())], c.drops[d.index()] as f64))
+            .collect(),
+    );
+    f.counter(
+        "spimux_tun_rx_packets_total",
+        "Packets read from the TUN device.",
+        one(c.tun_rx),
+    );
+    f.counter(
+        "spimux_tun_tx_packets_total",
+        "Packets written to the TUN device.",
+        one(c.tun_tx),
+    );
+    f.counter(
+        "spimux_outer_rx_packets_total",
+        "ESP and UDP/4500 datagrams received.",
+        one(c.outer_rx),
+    );
+    f.counter(
+        "spimux_outer_tx_packets_total",
+        "ESP packets sent.",
+        one(c.outer_tx),
+    );
+    f.counter(
+        "spimux_keepalives_sent_total",
+        "NAT keepalives sent.",
+        one(c.keepalives_sent),
+    );
+    f.counter(
+        "spimux_keepalives_received_total",
+        "NAT keepalives received.",
+        one(c.keepalives_received),
+    );
+    let s = shared.spi_stats;
+    f.counter(
+        "spimux_spi_derivations_total",
+        "Inbound SPIs settled at start: derived from the peer's SPI, configured, or refused.",
+        vec![
+            (vec![("result", "derived")], s.derived as f64),
+            (vec![("result", "configured")], s.reserved as f64),
+            (vec![("result", "refused")], s.refused as f64),
+        ],
+    );
+    f.counter(
+        "spimux_spi_redraws_total",
+        "Random SPI bytes redrawn because the candidate was reserved or live.",
+        one(s.redraws),
+    );
+    build_info(&mut f, ("role", shared.role));
+    f.encode()
+}

@@ -1,0 +1,153 @@
+//! The ESP endpoint daemons: `spimux responder` (gateway for many peers,
+//! SA by SPI inbound and by the peer's inner address outbound) and
+//! `spimux client` (one tunnel). Inner packets travel through a TUN device;
+//! outer packets are plain ESP or ESP in UDP/4500.
+
+pub mod config;
+pub mod datapath;
+pub mod metrics;
+pub mod state;
+
+use crate::esp::table::SaTable;
+use crate::io::outer::{RawEsp, UdpEncap};
+use crate::io::tun::Tun;
+use crate::spi::SpiAllocator;
+use config::{EndpointConfig, EndpointConfigError, Role};
+use datapath::Outer;
+use state::{Counters, Shared, Tunnel};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Why an endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error("config: {0}")]
+    Config(#[from] EndpointConfigError),
+    /// A device or socket could not be opened.
+    #[error(transparent)]
+    Io(#[from] crate::daemon::OpenError),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    crate::daemon::open_err(what)
+}
+
+fn config_err(field: String, why: impl std::fmt::Display) -> StartError {
+    StartError::Config(EndpointConfigError {
+        field,
+        why: why.to_string(),
+    })
+}
+
+/// Validates the configuration and builds the tunnels and SA table (no I/O).
+pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Shared, StartError> {
+    let mut alloc =
+        SpiAllocator::new(cfg.spi_layout).map_err(|e| config_err("spi_layout".into(), e))?;
+    let peers = cfg.resolve(role, &mut alloc, rand::random)?;
+    let mut table = SaTable::default();
+    let mut tunnels = Vec::with_capacity(peers.len());
+    for (i, p) in peers.iter().enumerate() {
+        table
+            .insert(i, p.local_spi, &p.config.inner)
+            .map_err(|e| config_err(format!("peers[{i}].inner"), e))?;
+        tunnels.push(Tunnel::new(p).map_err(|e| config_err(format!("peers[{i}].key_in"), e))?);
+    }
+    let label = match role {
+        Role::Responder => "responder",
+        Role::Client => "client",
+    };
+    Ok(Shared::new(label, tunnels, table, alloc.stats))
+}
+
+/// A started daemon; call `stop` or `run_until_signal`.
+pub type Running = crate::daemon::Running<Shared>;
+
+impl crate::daemon::DaemonState for Shared {
+    fn shutdown_flag(&self) -> &AtomicBool {
+        &self.shutdown
+    }
+}
+
+/// Opens the TUN device, routes and sockets first (a failure leaves nothing
+/// running), then starts the threads.
+pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
+    let shared = Arc::new(prepare(cfg, role)?);
+    let metrics = crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
+    let o = &cfg.outer;
+    let outer = Arc::new(Outer {
+        raw: RawEsp::open(o.local, o.rcvbuf).map_err(io_err("raw ESP socket"))?,
+        udp: UdpEncap::open(o.local, o.udp_port, o.rcvbuf)
+            .map_err(io_err(format!("outer.udp_port {}", o.udp_port)))?,
+    });
+    let tun = Arc::new(
+        Tun::open(&cfg.tun.name, cfg.tun.address, cfg.tun.mtu)
+            .map_err(io_err(format!("tun.name {}", cfg.tun.name)))?,
+    );
+    for (i, p) in cfg.peers.iter().enumerate() {
+        for net in &p.inner {
+            if cfg.tun.address.trunc() == *net {
+                continue; // the connected route already covers it
+            }
+            tun.add_route(*net)
+                .map_err(io_err(format!("route peers[{i}].inner {net}")))?;
+        }
+    }
+    let mut threads = Vec::new();
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(format!("spimux-{name}"))
+            .spawn(f)
+            .map_err(io_err(format!("spawn {name}")))
+    };
+    let (s, t, o) = (shared.clone(), tun.clone(), outer.clone());
+    threads.push(spawn("tun", Box::new(move || datapath::tun_loop(s, t, o)))?);
+    let (s, t, o) = (shared.clone(), tun.clone(), outer.clone());
+    threads.push(spawn("esp", Box::new(move || datapath::esp_loop(s, t, o)))?);
+    let (s, t, o) = (shared.clone(), tun.clone(), outer.clone());
+    threads.push(spawn("udp", Box::new(move || datapath::udp_loop(s, t, o)))?);
+    let (s, o) = (shared.clone(), outer.clone());
+    threads.push(spawn(
+        "keepalive",
+        Box::new(move || datapath::keepalive_loop(s, o)),
+    )?);
+    let mut metrics_addr = None;
+    if let Some(server) = metrics {
+        metrics_addr = server.server_addr().to_ip();
+        let s = shared.clone();
+        threads.push(spawn(
+            "metrics",
+            Box::new(move || {
+                crate::daemon::metrics::serve(server, &s.shutdown, || metrics::render(&s))
+            }),
+        )?);
+    }
+    for t in &shared.tunnels {
+        tracing::info!(
+            peer = %t.name,
+            local_spi = format!("{:#010x}", t.local_spi),
+            remote_spi = format!("{:#010x}", t.remote_spi),
+            derived = t.derived,
+            "tunnel"
+        );
+    }
+    tracing::info!(
+        role = shared.role,
+        tun = tun.name(),
+        tunnels = shared.tunnels.len(),
+        "endpoint started"
+    );
+    Ok(Running {
+        shared,
+        threads,
+        metrics_addr,
+    })
+}
+
+/// Runs until SIGINT/SIGTERM, then stops and returns the final counters.
+pub fn run_until_signal(cfg: &EndpointConfig, role: Role) -> Result<Counters, StartError> {
+    let shared = start(cfg, role)?
+        .run_until_signal()
+        .map_err(io_err("signal handler"))?;
+    Ok(shared.stats.total())
+}

@@ -1,0 +1,153 @@
+//! The endpoint's network side: a raw IP socket for plain ESP (protocol 50)
+//! and a UDP socket for RFC 3948 encapsulation.
+
+use super::sys::{set_rcvbuf, wait_readable};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// IP protocol number of ESP.
+const IPPROTO_ESP: libc::c_int = 50;
+
+fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Raw socket for IP protocol 50. Received datagrams include the IPv4 header;
+/// sent ones get it from the kernel.
+pub struct RawEsp {
+    fd: OwnedFd,
+}
+
+impl RawEsp {
+    /// Opens the socket, bound to `local` (0.0.0.0 = any).
+    pub fn open(local: Ipv4Addr, rcvbuf: usize) -> io::Result<RawEsp> {
+        // SAFETY: plain socket() call; the fd is owned below.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                IPPROTO_ESP,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: raw is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        set_rcvbuf(raw, rcvbuf)?;
+        let sa = sockaddr_in(SocketAddrV4::new(local, 0));
+        // SAFETY: sa is a valid sockaddr_in of the given size.
+        let rc = unsafe {
+            libc::bind(
+                raw,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RawEsp { fd })
+    }
+
+    /// Waits up to `timeout_ms` and reads one datagram (IPv4 header included).
+    pub fn recv(&self, buf: &mut [u8], timeout_ms: i32) -> io::Result<Option<usize>> {
+        if !wait_readable(self.fd.as_raw_fd(), timeout_ms)? {
+            return Ok(None);
+        }
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(Some(n as usize))
+    }
+
+    /// Sends one ESP packet (starting at the SPI) to `dst`.
+    pub fn send_to(&self, esp: &[u8], dst: Ipv4Addr) -> io::Result<usize> {
+        let sa = sockaddr_in(SocketAddrV4::new(dst, 0));
+        // SAFETY: esp and sa are valid for the call.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                esp.as_ptr().cast(),
+                esp.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+}
+
+/// UDP socket for ESP-in-UDP, keepalives and (refused) IKE on the NAT-T port.
+pub struct UdpEncap {
+    sock: UdpSocket,
+}
+
+impl UdpEncap {
+    /// Binds `local:port`.
+    pub fn open(local: Ipv4Addr, port: u16, rcvbuf: usize) -> io::Result<UdpEncap> {
+        let sock = UdpSocket::bind(SocketAddrV4::new(local, port))?;
+        set_rcvbuf(sock.as_raw_fd(), rcvbuf)?;
+        sock.set_nonblocking(true)?;
+        Ok(UdpEncap { sock })
+    }
+
+    /// Waits up to `timeout_ms` and reads one datagram with its source.
+    pub fn recv(
+        &self,
+        buf: &mut [u8],
+        timeout_ms: i32,
+    ) -> io::Result<Option<(usize, SocketAddrV4)>> {
+        if !wait_readable(self.sock.as_raw_fd(), timeout_ms)? {
+            return Ok(None);
+        }
+        match self.sock.recv_from(buf) {
+            Ok((n, std::net::SocketAddr::V4(a))) => Ok(Some((n, a))),
+            Ok(_) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one datagram.
+    pub fn send_to(&self, payload: &[u8], dst: SocketAddrV4) -> io::Result<usize> {
+        self.sock.send_to(payload, dst)
+    }
+
+    /// Bound local address.
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.sock.local_addr()
+    }
+}
