@@ -54,6 +54,31 @@ impl Publisher {
     }
 }
 
+/// Seals one inner packet for its tunnel into `out`; returns the length and
+/// where to send it.
+pub fn seal_for(
+    shared: &Shared,
+    inner: &[u8],
+    out: &mut [u8],
+    now: u64,
+) -> Result<(usize, Peer), TunnelDrop> {
+    let dst = inner_destination(inner)?;
+    let t = shared
+        .table
+        .by_inner(dst)
+        .and_then(|id| shared.tunnels.get(id))
+        .ok_or(TunnelDrop::NoTunnel)?;
+    let peer = (*t.peer.read()).ok_or(TunnelDrop::PeerUnknown)?;
+    let mut tx = t.tx.lock();
+    let n = seal_inner(&mut tx.sa, inner, out)?;
+    tx.packets += 1;
+    tx.bytes += inner.len() as u64;
+    if peer.encap == Encap::Udp {
+        tx.keepalive.on_sent(now);
+    }
+    Ok((n, peer))
+}
+
 /// Seals one inner packet and sends it to its tunnel's peer.
 pub fn outbound(
     shared: &Shared,
@@ -62,23 +87,7 @@ pub fn outbound(
     out: &mut [u8],
     now: u64,
 ) -> Result<(), TunnelDrop> {
-    let dst = inner_destination(inner)?;
-    let t = shared
-        .table
-        .by_inner(dst)
-        .and_then(|id| shared.tunnels.get(id))
-        .ok_or(TunnelDrop::NoTunnel)?;
-    let peer = (*t.peer.read()).ok_or(TunnelDrop::PeerUnknown)?;
-    let n = {
-        let mut tx = t.tx.lock();
-        let n = seal_inner(&mut tx.sa, inner, out)?;
-        tx.packets += 1;
-        tx.bytes += inner.len() as u64;
-        if peer.encap == Encap::Udp {
-            tx.keepalive.on_sent(now);
-        }
-        n
-    };
+    let (n, peer) = seal_for(shared, inner, out, now)?;
     outer.send(out.get(..n).ok_or(TunnelDrop::SendFailed)?, peer)
 }
 

@@ -151,3 +151,6 @@ pub fn run_until_signal(cfg: &EndpointConfig, role: Role) -> Result<Counters, St
         .map_err(io_err("signal handler"))?;
     Ok(shared.stats.total())
 }
+
+#[cfg(test)]
+mod tests;

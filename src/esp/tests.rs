@@ -155,3 +155,68 @@ fn bad_keys_refused() {
     };
     assert!(matches!(Sa::new(&p), Err(EspError::BadKey)));
 }
+
+#[test]
+fn tunnel_mode_checks_next_header_inner_packet_and_policy() {
+    use super::tunnel::{open_inner, seal_inner, Selectors, TunnelDrop, NEXT_DUMMY};
+    use crate::wire::build;
+    let allowed = Selectors(vec!["10.98.0.0/24".parse().unwrap()]);
+    let inner = build::udp(
+        "10.98.0.2".parse().unwrap(),
+        1,
+        "10.99.0.1".parse().unwrap(),
+        2,
+        b"x",
+    );
+    let (mut tx, mut rx) = (sa(false), sa(false));
+    let mut wire = vec![0u8; 256];
+    let mut out = vec![0u8; 256];
+    // Trailing bytes after the IPv4 total length are not sealed.
+    let mut padded = inner.clone();
+    padded.extend_from_slice(&[0xee; 6]);
+    let n = seal_inner(&mut tx, &padded, &mut wire).unwrap();
+    assert_eq!(
+        open_inner(&mut rx, &wire[..n], &mut out, &allowed),
+        Ok((inner.len(), 1))
+    );
+    assert_eq!(out[..inner.len()], inner[..]);
+    assert_eq!(
+        seal_inner(&mut tx, &inner[..10], &mut wire),
+        Err(TunnelDrop::InnerMalformed)
+    );
+    for (nh, payload, want) in [
+        (NEXT_DUMMY, &inner[..], TunnelDrop::Dummy),
+        (6, &inner[..], TunnelDrop::NextHeader),
+        (NEXT_IPV4, &inner[..12], TunnelDrop::InnerInvalid),
+    ] {
+        let n = tx.seal(payload, nh, &mut wire).unwrap();
+        assert_eq!(
+            open_inner(&mut rx, &wire[..n], &mut out, &allowed),
+            Err(want)
+        );
+    }
+    let outsider = build::udp(
+        "10.1.1.1".parse().unwrap(),
+        1,
+        "10.99.0.1".parse().unwrap(),
+        2,
+        b"x",
+    );
+    let n = seal_inner(&mut tx, &outsider, &mut wire).unwrap();
+    assert_eq!(
+        open_inner(&mut rx, &wire[..n], &mut out, &allowed),
+        Err(TunnelDrop::Policy)
+    );
+}
+
+#[test]
+fn drop_labels_are_unique_and_indices_dense() {
+    use super::tunnel::{TunnelDrop, DROP_KINDS};
+    let mut labels: Vec<_> = TunnelDrop::ALL.iter().map(|d| d.label()).collect();
+    for (i, d) in TunnelDrop::ALL.iter().enumerate() {
+        assert_eq!(d.index(), i);
+    }
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), DROP_KINDS);
+}

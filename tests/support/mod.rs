@@ -35,6 +35,8 @@ pub struct Bed {
     pub dir: PathBuf,
     router: Option<Child>,
     children: Vec<Child>,
+    /// ESP endpoints: (name, namespace, metrics port, process).
+    endpoints: Vec<(String, String, u16, Child)>,
 }
 
 fn unique_prefix() -> String {
@@ -57,6 +59,7 @@ impl Bed {
             dir,
             router: None,
             children: Vec::new(),
+            endpoints: Vec::new(),
         };
         bed.topology(&["up"]);
         bed
@@ -246,6 +249,67 @@ impl Bed {
         panic!("router did not come up: {}", self.router_log());
     }
 
+    /// Starts `spimux <role> --config <cfg>` in `host` as `name`, metrics on
+    /// 127.0.0.1:`port` there, and waits until the metrics answer.
+    pub fn start_endpoint(&mut self, name: &str, host: &str, role: &str, cfg: &Path, port: u16) {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let child = self
+            .cmd(host, &[SPIMUX, role, "--config", cfg.to_str().unwrap()])
+            .args(["--metrics-listen", &listen])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.endpoints
+            .push((name.to_string(), host.to_string(), port, child));
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if self.try_metrics_of(host, port).is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{name} did not come up: {}", self.log(name));
+    }
+
+    /// Stops endpoint `name` (SIGTERM); true when it exited cleanly.
+    pub fn stop_endpoint(&mut self, name: &str) -> bool {
+        let Some(i) = self.endpoints.iter().position(|e| e.0 == name) else {
+            return true;
+        };
+        let (_, _, _, mut c) = self.endpoints.remove(i);
+        terminate(&mut c)
+    }
+
+    /// Log of a daemon started by this bed.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Metrics text of endpoint `name`.
+    pub fn endpoint_metrics(&self, name: &str) -> String {
+        let (_, host, port, _) = self
+            .endpoints
+            .iter()
+            .find(|e| e.0 == name)
+            .expect("endpoint started");
+        self.try_metrics_of(host, *port)
+            .unwrap_or_else(|| panic!("{name} metrics answer"))
+    }
+
+    /// Polls endpoint `name`'s metrics (at most 5 s) until `sample` reaches `at_least`; returns the value.
+    pub fn wait_endpoint_metric(&self, name: &str, sample: &str, at_least: f64) -> f64 {
+        let t0 = Instant::now();
+        loop {
+            let v = metric_in(&self.endpoint_metrics(name), sample);
+            if v >= at_least || t0.elapsed() > Duration::from_secs(5) {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn router_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("router.log")).unwrap_or_default()
     }
@@ -255,18 +319,7 @@ impl Bed {
         let Some(mut c) = self.router.take() else {
             return true;
         };
-        // SAFETY: signalling our own child by PID.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(s)) = c.try_wait() {
-                return s.success();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        false
+        terminate(&mut c)
     }
 
     pub fn router_alive(&mut self) -> bool {
@@ -276,11 +329,13 @@ impl Bed {
     }
 
     pub fn try_metrics(&self) -> Option<String> {
+        self.try_metrics_of("rt", 9780)
+    }
+
+    pub fn try_metrics_of(&self, host: &str, port: u16) -> Option<String> {
+        let url = format!("http://127.0.0.1:{port}/metrics");
         let o = self
-            .cmd(
-                "rt",
-                &["curl", "-sf", "-m", "2", "http://127.0.0.1:9780/metrics"],
-            )
+            .cmd(host, &["curl", "-sf", "-m", "2", &url])
             .output()
             .ok()?;
         o.status
@@ -319,11 +374,33 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// SIGTERM (which `timeout` forwards to its command), then SIGKILL after 3 s.
+fn terminate(c: &mut Child) -> bool {
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        if let Ok(Some(s)) = c.try_wait() {
+            return s.success();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    false
+}
+
 impl Drop for Bed {
     fn drop(&mut self) {
         for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
+            terminate(c);
+        }
+        let mut endpoints = std::mem::take(&mut self.endpoints);
+        for (name, _, _, c) in &mut endpoints {
+            terminate(c);
+            if std::thread::panicking() {
+                eprintln!("--- {name} log ---\n{}", self.log(name));
+            }
         }
         if std::thread::panicking() {
             eprintln!("--- router log ({}) ---\n{}", self.p, self.router_log());
