@@ -398,3 +398,136 @@ fn plain_esp_through_nft_masquerade_fails_for_the_second_host() {
         0.0
     );
 }
+
+#[test]
+fn scapy_decrypts_ours_and_ours_accepts_scapys() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    // h1 runs the spimux client; the gateway is scapy's SecurityAssociation.
+    let c = endpoint_config(&bed, "client-h1.toml", "none");
+    bed.start_endpoint("h1", "h1", "client", &c, 9782);
+    let ready = bed.dir.join("scapy.ready");
+    let script = format!("{ROOT}/testbed/esp_interop.py");
+    let gw = bed
+        .cmd(
+            "srv",
+            &[
+                "timeout",
+                "30",
+                PY,
+                &script,
+                "gateway",
+                "--spi-in",
+                SAS[0].0,
+                "--key-in",
+                SAS[0].1,
+                "--spi-out",
+                SAS[1].0,
+                "--key-out",
+                SAS[1].1,
+                "--peer-inner",
+                HOSTS[0].1,
+                "--gw-inner",
+                GW_INNER,
+                "--ready",
+                ready.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bed.wait_file(&ready);
+    // Ours → scapy: one UDP datagram through the tunnel; scapy's reply comes back through it.
+    let answer = bed.ok(
+        "h1",
+        &[
+            "sh",
+            "-c",
+            &format!("echo ours-to-scapy | socat -t 2 - UDP:{GW_INNER}:9999"),
+        ],
+    );
+    let out = gw.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("scapy gateway: {report}");
+    println!("spimux client received: {}", answer.trim());
+    assert!(
+        out.status.success(),
+        "scapy decrypted the spimux client's ESP: {report}"
+    );
+    assert!(
+        report.contains("\"payload\": \"ours-to-scapy\\n\""),
+        "{report}"
+    );
+    assert_eq!(
+        answer.trim(),
+        "scapy-says-hi",
+        "the spimux client accepted scapy's ESP"
+    );
+    let m = bed.endpoint_metrics("h1");
+    assert_eq!(
+        metric_in(&m, "spimux_tunnel_rx_packets_total{peer=\"gateway\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn tampered_replayed_truncated_and_unknown_spi_are_counted_and_the_tunnel_stays_up() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    start_tunnels(&mut bed, "none");
+    let ready = bed.dir.join("attack.ready");
+    let script = format!("{ROOT}/testbed/esp_interop.py");
+    let atk = bed
+        .cmd(
+            "srv",
+            &[
+                "timeout",
+                "30",
+                PY,
+                &script,
+                "attack",
+                "--spi-in",
+                SAS[0].0,
+                "--dst",
+                SERVER,
+                "--ready",
+                ready.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bed.wait_file(&ready);
+    bed.ok("h1", &["ping", "-c", "1", "-W", "2", GW_INNER]);
+    let out = atk.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "attack driver: {report}");
+    let r = "responder";
+    let drops = |reason: &str| format!("spimux_tunnel_drops_total{{reason=\"{reason}\"}}");
+    for reason in ["replay", "auth_failed", "truncated", "unknown_spi"] {
+        assert_eq!(
+            bed.wait_endpoint_metric(r, &drops(reason), 1.0),
+            1.0,
+            "{reason}"
+        );
+    }
+    let m = bed.endpoint_metrics(r);
+    assert_eq!(
+        metric_in(&m, "spimux_tunnel_auth_failures_total{peer=\"h1\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric_in(&m, "spimux_tunnel_replay_drops_total{peer=\"h1\"}"),
+        1.0
+    );
+    println!("hostile packets at the responder: {report}");
+    // The tunnel is still up in both directions.
+    let p = bed.ok("h1", &["ping", "-c", "3", "-i", "0.1", "-W", "2", GW_INNER]);
+    assert!(p.contains(" 0% packet loss"), "{p}");
+}
