@@ -399,6 +399,22 @@ fn plain_esp_through_nft_masquerade_fails_for_the_second_host() {
     );
 }
 
+/// Starts testbed/esp_interop.py in the server namespace; returns once it listens.
+fn interop(bed: &Bed, args: &[&str]) -> Child {
+    let ready = bed.dir.join("interop.ready");
+    let script = format!("{ROOT}/testbed/esp_interop.py");
+    let mut full = vec!["timeout", "30", PY, &script];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--ready", ready.to_str().unwrap()]);
+    let c = bed
+        .cmd("srv", &full)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bed.wait_file(&ready);
+    c
+}
+
 #[test]
 fn scapy_decrypts_ours_and_ours_accepts_scapys() {
     if !require_root() {
@@ -409,37 +425,24 @@ fn scapy_decrypts_ours_and_ours_accepts_scapys() {
     // h1 runs the spimux client; the gateway is scapy's SecurityAssociation.
     let c = endpoint_config(&bed, "client-h1.toml", "none");
     bed.start_endpoint("h1", "h1", "client", &c, 9782);
-    let ready = bed.dir.join("scapy.ready");
-    let script = format!("{ROOT}/testbed/esp_interop.py");
-    let gw = bed
-        .cmd(
-            "srv",
-            &[
-                "timeout",
-                "30",
-                PY,
-                &script,
-                "gateway",
-                "--spi-in",
-                SAS[0].0,
-                "--key-in",
-                SAS[0].1,
-                "--spi-out",
-                SAS[1].0,
-                "--key-out",
-                SAS[1].1,
-                "--peer-inner",
-                HOSTS[0].1,
-                "--gw-inner",
-                GW_INNER,
-                "--ready",
-                ready.to_str().unwrap(),
-            ],
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    bed.wait_file(&ready);
+    let gw = interop(
+        &bed,
+        &[
+            "gateway",
+            "--spi-in",
+            SAS[0].0,
+            "--key-in",
+            SAS[0].1,
+            "--spi-out",
+            SAS[1].0,
+            "--key-out",
+            SAS[1].1,
+            "--peer-inner",
+            HOSTS[0].1,
+            "--gw-inner",
+            GW_INNER,
+        ],
+    );
     // Ours → scapy: one UDP datagram through the tunnel; scapy's reply comes back through it.
     let answer = bed.ok(
         "h1",
@@ -481,29 +484,7 @@ fn tampered_replayed_truncated_and_unknown_spi_are_counted_and_the_tunnel_stays_
     let mut bed = Bed::up();
     bed.start_router("");
     start_tunnels(&mut bed, "none");
-    let ready = bed.dir.join("attack.ready");
-    let script = format!("{ROOT}/testbed/esp_interop.py");
-    let atk = bed
-        .cmd(
-            "srv",
-            &[
-                "timeout",
-                "30",
-                PY,
-                &script,
-                "attack",
-                "--spi-in",
-                SAS[0].0,
-                "--dst",
-                SERVER,
-                "--ready",
-                ready.to_str().unwrap(),
-            ],
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    bed.wait_file(&ready);
+    let atk = interop(&bed, &["attack", "--spi-in", SAS[0].0, "--dst", SERVER]);
     bed.ok("h1", &["ping", "-c", "1", "-W", "2", GW_INNER]);
     let out = atk.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
