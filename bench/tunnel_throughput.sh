@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# TCP throughput through one ESP tunnel, h1 → protected network (10.99.0.1),
+# through the spimux router, measured with iperf3 the same way for:
+#   strongswan  charon + kernel-libipsec (userspace ESP on a TUN; UDP-encapsulated
+#               only, which the NAT forces anyway), AES-128-GCM-16, PSK
+#   spimux-udp  spimux client → spimux responder, ESP in UDP/4500
+#   spimux-esp  spimux client → spimux responder, plain ESP (protocol 50)
+# Prints Mbit/s (iperf3 receiver) per stack and the ratio to strongSwan. Needs root.
+#
+# usage: bench/tunnel_throughput.sh [SECONDS=10] [STREAMS=1]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10} STREAMS=${2:-1}
+bash testbed/install-deps.sh
+have() { command -v "$1" >/dev/null 2>&1; }
+if ! [ -x /usr/lib/ipsec/charon ] || ! have swanctl || ! [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan strongswan-swanctl libcharon-extra-plugins >/dev/null
+fi
+cargo build --release --locked --quiet
+BIN=$PWD/target/release/spimux
+SW=$PWD/bench/strongswan
+P=st$(printf '%04x' $((RANDOM % 65536)))
+RUN=$(mktemp -d /tmp/spimux-tbench-XXXX)
+PIDS=()
+ROUTER=
+stop_all() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+cleanup() { stop_all; kill "$ROUTER" 2>/dev/null || true; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
+trap cleanup EXIT INT TERM
+bash testbed/topology.sh up "$P"
+x() { ip netns exec "$@"; }
+wait_file() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; return 1; }
+wait_metrics() { for _ in $(seq 100); do x "$1" curl -sf -o /dev/null "http://127.0.0.1:$2/metrics" && return 0; sleep 0.05; done; return 1; }
+
+ip netns exec "${P}rt" "$BIN" router --config config/router.toml --inside-interface "${P}ri" --outside-interface "${P}ro" >"$RUN/router.log" 2>&1 &
+ROUTER=$!
+wait_metrics "${P}rt" 9780
+
+iperf() {  # prints receiver Mbit/s
+  ip netns exec "${P}srv" timeout $((SECS + 20)) iperf3 -s -1 -B 10.99.0.1 >/dev/null 2>&1 &
+  local srv=$!
+  for _ in $(seq 100); do x "${P}srv" ss -Hlnt 'sport = :5201' | grep -q . && break; sleep 0.05; done
+  x "${P}h1" timeout $((SECS + 15)) iperf3 -c 10.99.0.1 -B 10.98.0.2 -t "$SECS" -P "$STREAMS" -J >"$RUN/iperf.json"
+  wait "$srv" 2>/dev/null || true
+  python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6))' "$RUN/iperf.json"
+}
+
+# strongSwan: inner addresses on lo, charon per namespace with a private /run.
+x "${P}h1" ip addr add 10.98.0.2/32 dev lo
+x "${P}srv" ip addr add 10.99.0.1/24 dev lo
+ip netns exec "${P}srv" timeout 300 unshare -m "$SW/run-charon.sh" responder "$SW/responder.conf" "$RUN/r.ready" >"$RUN/charon-r.log" 2>&1 &
+PIDS+=($!)
+wait_file "$RUN/r.ready"
+ip netns exec "${P}h1" timeout 300 unshare -m "$SW/run-charon.sh" initiator "$SW/initiator.conf" "$RUN/i.ready" >"$RUN/charon-i.log" 2>&1 &
+PIDS+=($!)
+wait_file "$RUN/i.ready"
+x "${P}h1" ping -c 2 -i 0.2 -W 2 -I 10.98.0.2 10.99.0.1 >/dev/null
+sw=$(iperf)
+stop_all
+x "${P}h1" ip addr del 10.98.0.2/32 dev lo
+x "${P}srv" ip addr del 10.99.0.1/24 dev lo
+
+spimux() {  # $1 = none | udp
+  sed "s/^encap = \"none\"/encap = \"$1\"/" config/client-h1.toml >"$RUN/client.toml"
+  ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder-$1.log" 2>&1 &
+  PIDS+=($!)
+  wait_metrics "${P}srv" 9781
+  ip netns exec "${P}h1" "$BIN" client --config "$RUN/client.toml" >"$RUN/client-$1.log" 2>&1 &
+  PIDS+=($!)
+  wait_metrics "${P}h1" 9782
+  x "${P}h1" ping -c 2 -i 0.2 -W 2 10.99.0.1 >/dev/null
+  iperf
+  x "${P}srv" curl -sf http://127.0.0.1:9781/metrics | awk '/^spimux_tunnel_drops_total/ && $NF != 0' >"$RUN/drops-$1"
+  stop_all
+}
+su=$(spimux udp)
+se=$(spimux none)
+echo "TCP through one tunnel, ${SECS} s, ${STREAMS} stream(s), iperf3 receiver Mbit/s (same testbed, spimux router in the path):"
+printf '  %-34s %6s Mbit/s\n' "strongSwan 5.9 kernel-libipsec (UDP)" "$sw"
+printf '  %-34s %6s Mbit/s  ratio %s\n' "spimux ESP in UDP/4500" "$su" "$(python3 -c "print(round($su/$sw,2))")"
+printf '  %-34s %6s Mbit/s  ratio %s\n' "spimux plain ESP" "$se" "$(python3 -c "print(round($se/$sw,2))")"
+for f in "$RUN"/drops-*; do [ -s "$f" ] && { echo "  responder drops (${f##*-}):"; sed 's/^/    /' "$f"; }; done
+true
