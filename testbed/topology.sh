@@ -34,6 +34,8 @@ up() {
   for n in $H1 $H2 $LAN $RT $WAN $SRV; do ip netns add "$n"; quiet_ns "$n"; done
   x "$LAN" ip link add ${P}br type bridge
   x "$LAN" ip link set ${P}br up
+  # A LAN switch, not a firewall: no iptables/arptables calls on bridged frames (br_netfilter).
+  x "$LAN" sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
   # inside hosts
   ip link add ${P}a netns "$H1" type veth peer name ${P}a1 netns "$LAN"
   ip link add ${P}b netns "$H2" type veth peer name ${P}b1 netns "$LAN"

@@ -32,6 +32,14 @@ pub struct TunConfig {
     /// MTU; the default leaves room for outer IPv4 + UDP + ESP on a 1500-byte path.
     #[serde(default = "default_mtu")]
     pub mtu: u16,
+    /// TCP segmentation/coalescing offload between the kernel and the TUN device
+    /// (IFF_VNET_HDR): 64 KiB reads split here, writes coalesced (GRO).
+    #[serde(default = "default_offload")]
+    pub offload: bool,
+}
+
+fn default_offload() -> bool {
+    true
 }
 
 fn default_tun_name() -> String {
@@ -393,6 +401,7 @@ mod tests {
                 name: "spx0".into(),
                 address: "10.99.0.1/24".parse().unwrap(),
                 mtu: 1400,
+                offload: true,
             },
             outer: OuterConfig::default(),
             spi_layout: Layout::default(),

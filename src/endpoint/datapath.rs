@@ -7,7 +7,7 @@ use crate::esp::encap::{classify, Udp4500, KEEPALIVE};
 use crate::esp::tunnel::{inner_destination, open_inner, seal_inner, TunnelDrop};
 use crate::esp::EspError;
 use crate::io::outer::{RawEsp, UdpEncap};
-use crate::io::tun::Tun;
+use crate::io::tun::{RxSegments, Tun, TxPackets};
 use crate::wire::{esp, ipv4};
 use parking_lot::Mutex;
 use std::net::SocketAddrV4;
@@ -26,17 +26,6 @@ pub struct Outer {
     pub raw: RawEsp,
     /// ESP in UDP.
     pub udp: UdpEncap,
-}
-
-impl Outer {
-    /// Sends one ESP packet to `peer` in its encapsulation.
-    pub fn send(&self, esp: &[u8], peer: Peer) -> Result<(), TunnelDrop> {
-        let r = match peer.encap {
-            Encap::None => self.raw.send_to(esp, *peer.addr.ip()),
-            Encap::Udp => self.udp.send_to(esp, peer.addr),
-        };
-        r.map(|_| ()).map_err(|_| TunnelDrop::SendFailed)
-    }
 }
 
 /// Publishes `local` into `slot` when `PUBLISH_MS` passed or the thread is idle.
@@ -77,18 +66,6 @@ pub fn seal_for(
         tx.keepalive.on_sent(now);
     }
     Ok((n, peer))
-}
-
-/// Seals one inner packet and sends it to its tunnel's peer.
-pub fn outbound(
-    shared: &Shared,
-    outer: &Outer,
-    inner: &[u8],
-    out: &mut [u8],
-    now: u64,
-) -> Result<(), TunnelDrop> {
-    let (n, peer) = seal_for(shared, inner, out, now)?;
-    outer.send(out.get(..n).ok_or(TunnelDrop::SendFailed)?, peer)
 }
 
 /// Opens one ESP packet (starting at the SPI) that arrived from `from` in
@@ -172,73 +149,139 @@ fn run(
     pubr.maybe(&c, 0, true);
 }
 
-/// TUN → network.
+/// Room for one sealed segment: inner MTU (≤ 9000) plus ESP overhead and padding.
+const SEALED: usize = 9216 + 64;
+
+/// Packets read from a socket before they are written to the TUN device in one batch.
+const BATCH: usize = 64;
+
+/// TUN → network. Every segment of one read is sealed first, then the
+/// batch leaves in one `sendmmsg` per socket.
 pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
-    let mut inner = vec![0u8; BUF];
-    let mut out = vec![0u8; BUF + 64];
+    let mut rx = RxSegments::new(BATCH);
+    let mut arena = vec![0u8; BATCH * SEALED];
+    let mut sealed: Vec<(usize, usize, Peer)> = Vec::with_capacity(BATCH);
     run(&shared, "TUN", |c, now| {
-        let Some(n) = tun.recv(&mut inner, POLL_MS)? else {
+        if tun.recv_segments(&mut rx, POLL_MS)? == 0 {
             return Ok(false);
-        };
-        c.tun_rx += 1;
-        let pkt = inner.get(..n).unwrap_or_default();
-        match outbound(&shared, &outer, pkt, &mut out, now) {
-            Ok(()) => c.outer_tx += 1,
-            Err(d) => c.drop(d),
+        }
+        sealed.clear();
+        let mut slots = arena.chunks_mut(SEALED);
+        for pkt in rx.iter() {
+            c.tun_rx += 1;
+            let Some(slot) = slots.next() else {
+                c.drop(TunnelDrop::SendFailed);
+                continue;
+            };
+            match seal_for(&shared, pkt, slot, now) {
+                Ok((n, peer)) => sealed.push((sealed.len(), n, peer)),
+                Err(d) => c.drop(d),
+            }
+        }
+        drop(slots);
+        for encap in [Encap::None, Encap::Udp] {
+            let msgs: Vec<(&[u8], SocketAddrV4)> = sealed
+                .iter()
+                .filter(|(_, _, p)| p.encap == encap)
+                .filter_map(|(i, n, p)| {
+                    let start = i * SEALED;
+                    arena.get(start..start + n).map(|b| (b, p.addr))
+                })
+                .collect();
+            if msgs.is_empty() {
+                continue;
+            }
+            let r = match encap {
+                Encap::None => outer.raw.send_batch(&msgs),
+                Encap::Udp => outer.udp.send_batch(&msgs),
+            };
+            let sent = r.unwrap_or(0);
+            c.outer_tx += sent as u64;
+            for _ in sent..msgs.len() {
+                c.drop(TunnelDrop::SendFailed);
+            }
         }
         Ok(true)
     });
 }
 
-/// Writes an opened inner packet to the TUN device.
-fn deliver(tun: &Tun, r: Result<&[u8], TunnelDrop>, c: &mut Counters) {
-    match r.and_then(|inner| tun.send(inner).map_err(|_| TunnelDrop::SendFailed)) {
-        Ok(_) => c.tun_tx += 1,
+/// Opens one received ESP packet into the next TUN buffer of `tx`.
+fn open_into(
+    shared: &Shared,
+    tx: &mut TxPackets,
+    esp: &[u8],
+    from: SocketAddrV4,
+    encap: Encap,
+    c: &mut Counters,
+) {
+    let Some(buf) = tx.next_buf() else {
+        c.drop(TunnelDrop::SendFailed);
+        return;
+    };
+    match inbound(shared, esp, from, encap, buf) {
+        Ok(len) => tx.commit(len),
         Err(d) => c.drop(d),
     }
 }
 
-/// Plain ESP (raw socket, IPv4 header included) → TUN.
+/// Writes the queued inner packets to the TUN device.
+fn flush(tun: &Tun, tx: &mut TxPackets, c: &mut Counters) {
+    if tx.is_empty() {
+        return;
+    }
+    match tun.send_packets(tx) {
+        Ok(n) => c.tun_tx += n as u64,
+        Err(_) => c.drop(TunnelDrop::SendFailed),
+    }
+}
+
+/// Plain ESP (raw socket, IPv4 header included) → TUN. Drains up to `BATCH`
+/// datagrams per wake-up so the TUN write can coalesce them.
 pub fn esp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     let mut buf = vec![0u8; BUF];
-    let mut out = vec![0u8; BUF];
+    let mut tx = TxPackets::new(BATCH);
     run(&shared, "ESP socket", |c, _| {
-        let Some(n) = outer.raw.recv(&mut buf, POLL_MS)? else {
-            return Ok(false);
-        };
-        c.outer_rx += 1;
-        let r = buf
-            .get(..n)
-            .and_then(|d| ipv4::Packet::new_checked(d).ok())
-            .ok_or(TunnelDrop::OuterMalformed)
-            .and_then(|ip| {
-                let from = SocketAddrV4::new(ip.src(), 0);
-                inbound(&shared, ip.payload(), from, Encap::None, &mut out)
-            });
-        deliver(&tun, r.map(|len| out.get(..len).unwrap_or_default()), c);
-        Ok(true)
+        let mut wait = POLL_MS;
+        while !tx.is_full() {
+            let Some(n) = outer.raw.recv(&mut buf, wait)? else {
+                break;
+            };
+            wait = 0;
+            c.outer_rx += 1;
+            match buf.get(..n).and_then(|d| ipv4::Packet::new_checked(d).ok()) {
+                Some(ip) => {
+                    let from = SocketAddrV4::new(ip.src(), 0);
+                    open_into(&shared, &mut tx, ip.payload(), from, Encap::None, c);
+                }
+                None => c.drop(TunnelDrop::OuterMalformed),
+            }
+        }
+        flush(&tun, &mut tx, c);
+        Ok(wait == 0)
     });
 }
 
-/// UDP/4500 (ESP, keepalives, IKE) → TUN.
+/// UDP/4500 (ESP, keepalives, IKE) → TUN, batched like `esp_loop`.
 pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     let mut buf = vec![0u8; BUF];
-    let mut out = vec![0u8; BUF];
+    let mut tx = TxPackets::new(BATCH);
     run(&shared, "UDP socket", |c, _| {
-        let Some((n, from)) = outer.udp.recv(&mut buf, POLL_MS)? else {
-            return Ok(false);
-        };
-        c.outer_rx += 1;
-        match classify(buf.get(..n).unwrap_or_default()) {
-            Udp4500::Keepalive => c.keepalives_received += 1,
-            Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
-            Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
-            Udp4500::Esp(e) => {
-                let r = inbound(&shared, e, from, Encap::Udp, &mut out);
-                deliver(&tun, r.map(|len| out.get(..len).unwrap_or_default()), c);
+        let mut wait = POLL_MS;
+        while !tx.is_full() {
+            let Some((n, from)) = outer.udp.recv(&mut buf, wait)? else {
+                break;
+            };
+            wait = 0;
+            c.outer_rx += 1;
+            match classify(buf.get(..n).unwrap_or_default()) {
+                Udp4500::Keepalive => c.keepalives_received += 1,
+                Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
+                Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
+                Udp4500::Esp(e) => open_into(&shared, &mut tx, e, from, Encap::Udp, c),
             }
         }
-        Ok(true)
+        flush(&tun, &mut tx, c);
+        Ok(wait == 0)
     });
 }
 

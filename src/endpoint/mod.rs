@@ -81,7 +81,7 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
             .map_err(io_err(format!("outer.udp_port {}", o.udp_port)))?,
     });
     let tun = Arc::new(
-        Tun::open(&cfg.tun.name, cfg.tun.address, cfg.tun.mtu)
+        Tun::open(&cfg.tun.name, cfg.tun.address, cfg.tun.mtu, cfg.tun.offload)
             .map_err(io_err(format!("tun.name {}", cfg.tun.name)))?,
     );
     for (i, p) in cfg.peers.iter().enumerate() {

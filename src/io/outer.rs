@@ -20,6 +20,44 @@ fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
+/// Sends each `(payload, destination)` as one datagram with as few `sendmmsg`
+/// calls as possible; returns how many were sent.
+fn send_many(fd: libc::c_int, msgs: &[(&[u8], SocketAddrV4)]) -> io::Result<usize> {
+    let mut addrs: Vec<libc::sockaddr_in> = msgs.iter().map(|(_, a)| sockaddr_in(*a)).collect();
+    let mut iovs: Vec<libc::iovec> = msgs
+        .iter()
+        .map(|(p, _)| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .zip(addrs.iter_mut())
+        .map(|(iov, addr)| {
+            // SAFETY: an all-zero msghdr is valid; the pointers below outlive the call.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    let mut sent = 0;
+    while sent < hdrs.len() {
+        let rest = hdrs.get_mut(sent..).unwrap_or_default();
+        // SAFETY: every header points at live iovecs, payloads and addresses.
+        let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
+        if n <= 0 {
+            let e = io::Error::last_os_error();
+            return if sent > 0 { Ok(sent) } else { Err(e) };
+        }
+        sent += n as usize;
+    }
+    Ok(sent)
+}
+
 /// Raw socket for IP protocol 50. Received datagrams include the IPv4 header;
 /// sent ones get it from the kernel.
 pub struct RawEsp {
@@ -58,9 +96,9 @@ impl RawEsp {
         Ok(RawEsp { fd })
     }
 
-    /// Waits up to `timeout_ms` and reads one datagram (IPv4 header included).
+    /// Waits up to `timeout_ms` (0: not at all) and reads one datagram (IPv4 header included).
     pub fn recv(&self, buf: &mut [u8], timeout_ms: i32) -> io::Result<Option<usize>> {
-        if !wait_readable(self.fd.as_raw_fd(), timeout_ms)? {
+        if timeout_ms != 0 && !wait_readable(self.fd.as_raw_fd(), timeout_ms)? {
             return Ok(None);
         }
         // SAFETY: buf is valid for buf.len() bytes.
@@ -80,6 +118,11 @@ impl RawEsp {
             };
         }
         Ok(Some(n as usize))
+    }
+
+    /// Sends ESP packets (each starting at the SPI); the ports are ignored.
+    pub fn send_batch(&self, msgs: &[(&[u8], SocketAddrV4)]) -> io::Result<usize> {
+        send_many(self.fd.as_raw_fd(), msgs)
     }
 
     /// Sends one ESP packet (starting at the SPI) to `dst`.
@@ -139,6 +182,11 @@ impl UdpEncap {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Sends datagrams.
+    pub fn send_batch(&self, msgs: &[(&[u8], SocketAddrV4)]) -> io::Result<usize> {
+        send_many(self.sock.as_raw_fd(), msgs)
     }
 
     /// Sends one datagram.
