@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: spimux routing the default testbed topology with the default
 # config, real traffic from both inside hosts (ping, HTTP, iperf3, traceroute,
-# plain ESP to one responder), then a metrics summary. Needs root.
+# plain ESP to one responder, real ESP tunnels with the spimux client and
+# responder), then a metrics summary. Needs root.
 # Everything it creates carries one per-run prefix and is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,9 @@ PY=/usr/bin/python3
 P=sd$(printf '%04x' $((RANDOM % 65536)))
 RUN=$(mktemp -d /tmp/spimux-demo-XXXX)
 ROUTER_PID=
+ENDPOINTS=()
 cleanup() {
+  for p in "${ENDPOINTS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   [ -n "$ROUTER_PID" ] && kill "$ROUTER_PID" 2>/dev/null && wait "$ROUTER_PID" 2>/dev/null || true
   bash testbed/topology.sh down "$P"
   rm -rf "$RUN"
@@ -57,6 +60,26 @@ x h1 timeout 20 $PY testbed/esp_peer.py host --dst 198.51.100.69 --spi-out "$SR1
 x h2 timeout 20 $PY testbed/esp_peer.py host --dst 198.51.100.69 --spi-out "$SR2" --spi-in "$SO2" --count 20 --tag h2
 wait %?h1 2>/dev/null || true
 sleep 0.3
+
+step "ESP tunnels: spimux client on h1 and h2, spimux responder on the server (config/*.toml), plain ESP"
+ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder.log" 2>&1 &
+ENDPOINTS+=($!)
+for h in h1 h2; do
+  ip netns exec "$P$h" "$BIN" client --config "config/client-$h.toml" >"$RUN/client-$h.log" 2>&1 &
+  ENDPOINTS+=($!)
+done
+for ns in srv:9781 h1:9782 h2:9782; do
+  for _ in $(seq 50); do x "${ns%:*}" curl -sf -o /dev/null "http://127.0.0.1:${ns#*:}/metrics" && break; sleep 0.1; done
+done
+for h in h1 h2; do printf '%s -> 10.99.0.1 (gateway inner): ' $h; x $h ping -c 3 -i 0.2 -W 2 10.99.0.1 | tail -1; done
+x srv timeout 20 iperf3 -s -1 -B 10.99.0.1 >/dev/null 2>&1 &
+sleep 0.5
+echo "iperf3 TCP from h1 through its tunnel, 3 s:"
+x h1 timeout 20 iperf3 -c 10.99.0.1 -t 3 | grep -E 'receiver'
+echo "responder metrics (non-zero):"
+x srv curl -sf http://127.0.0.1:9781/metrics | grep -v '^#' | awk '$NF != 0' | grep -E 'tunnel_(rx|tx)_packets|sa_info|tunnel_drops'
+for p in "${ENDPOINTS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+ENDPOINTS=()
 
 step "metrics summary (non-zero samples)"
 x rt curl -sf http://127.0.0.1:9780/metrics | grep -v '^#' | awk '$NF != 0' | grep -E \
