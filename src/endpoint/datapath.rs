@@ -205,21 +205,22 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     });
 }
 
-/// Opens one received ESP packet into the next TUN buffer of `tx`.
+/// Opens one received ESP packet and queues the inner packet for the TUN device.
 fn open_into(
     shared: &Shared,
     tx: &mut TxPackets,
+    scratch: &mut [u8],
     esp: &[u8],
     from: SocketAddrV4,
     encap: Encap,
     c: &mut Counters,
 ) {
-    let Some(buf) = tx.next_buf() else {
-        c.drop(TunnelDrop::SendFailed);
-        return;
-    };
-    match inbound(shared, esp, from, encap, buf) {
-        Ok(len) => tx.commit(len),
+    match inbound(shared, esp, from, encap, scratch) {
+        Ok(len) => {
+            if !tx.push(scratch.get(..len).unwrap_or_default()) {
+                c.drop(TunnelDrop::SendFailed);
+            }
+        }
         Err(d) => c.drop(d),
     }
 }
@@ -239,6 +240,7 @@ fn flush(tun: &Tun, tx: &mut TxPackets, c: &mut Counters) {
 /// datagrams per wake-up so the TUN write can coalesce them.
 pub fn esp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     let mut buf = vec![0u8; BUF];
+    let mut scratch = vec![0u8; BUF];
     let mut tx = TxPackets::new(BATCH);
     run(&shared, "ESP socket", |c, _| {
         let mut wait = POLL_MS;
@@ -251,7 +253,15 @@ pub fn esp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
             match buf.get(..n).and_then(|d| ipv4::Packet::new_checked(d).ok()) {
                 Some(ip) => {
                     let from = SocketAddrV4::new(ip.src(), 0);
-                    open_into(&shared, &mut tx, ip.payload(), from, Encap::None, c);
+                    open_into(
+                        &shared,
+                        &mut tx,
+                        &mut scratch,
+                        ip.payload(),
+                        from,
+                        Encap::None,
+                        c,
+                    );
                 }
                 None => c.drop(TunnelDrop::OuterMalformed),
             }
@@ -264,6 +274,7 @@ pub fn esp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
 /// UDP/4500 (ESP, keepalives, IKE) → TUN, batched like `esp_loop`.
 pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     let mut buf = vec![0u8; BUF];
+    let mut scratch = vec![0u8; BUF];
     let mut tx = TxPackets::new(BATCH);
     run(&shared, "UDP socket", |c, _| {
         let mut wait = POLL_MS;
@@ -277,7 +288,9 @@ pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                 Udp4500::Keepalive => c.keepalives_received += 1,
                 Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
                 Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
-                Udp4500::Esp(e) => open_into(&shared, &mut tx, e, from, Encap::Udp, c),
+                Udp4500::Esp(e) => {
+                    open_into(&shared, &mut tx, &mut scratch, e, from, Encap::Udp, c)
+                }
             }
         }
         flush(&tun, &mut tx, c);

@@ -82,19 +82,18 @@ impl TxPackets {
         self.count == 0
     }
 
-    /// A buffer for the next packet: write it at `[HEADROOM..]` and pass its length to `commit`.
-    pub fn next_buf(&mut self) -> Option<&mut [u8]> {
-        let b = self.bufs.get_mut(self.count)?;
-        b.resize(HEADROOM + 65536, 0);
-        b.get_mut(HEADROOM..)
-    }
-
-    /// Queues the packet written into the last `next_buf`.
-    pub fn commit(&mut self, len: usize) {
-        if let Some(b) = self.bufs.get_mut(self.count) {
-            b.truncate(HEADROOM + len);
-            self.count += 1;
-        }
+    /// Queues a copy of `pkt`; false when the batch is full.
+    pub fn push(&mut self, pkt: &[u8]) -> bool {
+        let Some(b) = self.bufs.get_mut(self.count) else {
+            return false;
+        };
+        // Copy the packet behind the headroom: no re-zeroing of the 64 KiB
+        // capacity that GRO may coalesce into.
+        b.clear();
+        b.resize(HEADROOM, 0);
+        b.extend_from_slice(pkt);
+        self.count += 1;
+        true
     }
 }
 
