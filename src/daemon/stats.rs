@@ -42,6 +42,39 @@ impl<C: Merge> StatsRegistry<C> {
     }
 }
 
+/// Longest a thread's published counters may lag behind its own.
+pub const PUBLISH_MS: u64 = 100;
+
+/// A thread's handle on its slot: publishes its private counters when it goes
+/// idle or `PUBLISH_MS` after the last time, never per packet.
+pub struct Publisher<C> {
+    slot: Arc<Mutex<C>>,
+    at: u64,
+}
+
+impl<C: Merge> Publisher<C> {
+    /// A publisher for a new slot of `registry`.
+    pub fn new(registry: &StatsRegistry<C>) -> Self {
+        Publisher {
+            slot: registry.slot(),
+            at: 0,
+        }
+    }
+
+    /// Copies `local` into the slot when idle or when the interval passed (`now` in ms).
+    pub fn maybe(&mut self, local: &C, now: u64, idle: bool) {
+        if idle || now.saturating_sub(self.at) >= PUBLISH_MS {
+            self.publish(local, now);
+        }
+    }
+
+    /// Copies `local` into the slot now.
+    pub fn publish(&mut self, local: &C, now: u64) {
+        *self.slot.lock() = local.clone();
+        self.at = now;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

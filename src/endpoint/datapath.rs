@@ -3,13 +3,13 @@
 
 use super::config::Encap;
 use super::state::{Counters, Peer, Shared};
+use crate::daemon::stats::Publisher;
 use crate::esp::encap::{classify, Udp4500, KEEPALIVE};
 use crate::esp::tunnel::{inner_destination, open_inner, seal_inner, TunnelDrop};
 use crate::esp::EspError;
-use crate::io::outer::{RawEsp, UdpEncap};
+use crate::io::outer::{RawEsp, SendScratch, UdpEncap};
 use crate::io::tun::{RxSegments, Tun, TxPackets};
 use crate::wire::{esp, ipv4};
-use parking_lot::Mutex;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
@@ -17,8 +17,6 @@ use std::sync::Arc;
 pub const BUF: usize = 65536;
 /// Poll timeout, bounding how long shutdown takes.
 const POLL_MS: i32 = 100;
-/// Longest a thread's counters may lag behind.
-const PUBLISH_MS: u64 = 100;
 
 /// The network-side sockets.
 pub struct Outer {
@@ -26,21 +24,6 @@ pub struct Outer {
     pub raw: RawEsp,
     /// ESP in UDP.
     pub udp: UdpEncap,
-}
-
-/// Publishes `local` into `slot` when `PUBLISH_MS` passed or the thread is idle.
-struct Publisher {
-    slot: Arc<Mutex<Counters>>,
-    at: u64,
-}
-
-impl Publisher {
-    fn maybe(&mut self, local: &Counters, now: u64, idle: bool) {
-        if idle || now.saturating_sub(self.at) >= PUBLISH_MS {
-            *self.slot.lock() = local.clone();
-            self.at = now;
-        }
-    }
 }
 
 /// Seals one inner packet for its tunnel into `out`; returns the length and
@@ -87,7 +70,7 @@ pub fn inbound(
         .by_spi(spi)
         .and_then(|id| shared.tunnels.get(id))
         .ok_or(TunnelDrop::UnknownSpi)?;
-    let seen = Peer { addr: from, encap };
+    let seen = Peer::new(from, encap);
     let mut rx = t.rx.lock();
     let len = match open_inner(&mut rx.sa, esp_pkt, out, &t.allowed) {
         Ok((len, _seq)) => len,
@@ -110,12 +93,7 @@ pub fn inbound(
             *t.peer.write() = Some(seen);
             tracing::info!(peer = %t.name, addr = %from, encap = encap.label(), "peer address learned");
         }
-        Some(p)
-            if p != seen
-                && !(p.encap == Encap::None
-                    && encap == Encap::None
-                    && p.addr.ip() == from.ip()) =>
-        {
+        Some(p) if p != seen => {
             rx.unexpected_source += 1;
         }
         _ => {}
@@ -131,10 +109,7 @@ fn run(
     what: &str,
     mut step: impl FnMut(&mut Counters, u64) -> std::io::Result<bool>,
 ) {
-    let mut pubr = Publisher {
-        slot: shared.stats.slot(),
-        at: 0,
-    };
+    let mut pubr = Publisher::new(&shared.stats);
     let mut c = Counters::default();
     while !shared.stopping() {
         let now = shared.now();
@@ -161,6 +136,7 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     let mut rx = RxSegments::new(BATCH);
     let mut arena = vec![0u8; BATCH * SEALED];
     let mut sealed: Vec<(usize, usize, Peer)> = Vec::with_capacity(BATCH);
+    let mut scratch = SendScratch::default();
     run(&shared, "TUN", |c, now| {
         if tun.recv_segments(&mut rx, POLL_MS)? == 0 {
             return Ok(false);
@@ -180,24 +156,24 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
         }
         drop(slots);
         for encap in [Encap::None, Encap::Udp] {
-            let msgs: Vec<(&[u8], SocketAddrV4)> = sealed
+            let want = sealed.iter().filter(|(_, _, p)| p.encap == encap).count();
+            if want == 0 {
+                continue;
+            }
+            let msgs = sealed
                 .iter()
                 .filter(|(_, _, p)| p.encap == encap)
                 .filter_map(|(i, n, p)| {
                     let start = i * SEALED;
                     arena.get(start..start + n).map(|b| (b, p.addr))
-                })
-                .collect();
-            if msgs.is_empty() {
-                continue;
-            }
+                });
             let r = match encap {
-                Encap::None => outer.raw.send_batch(&msgs),
-                Encap::Udp => outer.udp.send_batch(&msgs),
+                Encap::None => outer.raw.send_batch(&mut scratch, msgs),
+                Encap::Udp => outer.udp.send_batch(&mut scratch, msgs),
             };
             let sent = r.unwrap_or(0);
             c.outer_tx += sent as u64;
-            for _ in sent..msgs.len() {
+            for _ in sent..want {
                 c.drop(TunnelDrop::SendFailed);
             }
         }

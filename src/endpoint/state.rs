@@ -1,7 +1,7 @@
 //! Shared endpoint state: the tunnels (each a pair of SAs with its peer's
 //! outer address) and the per-thread counters.
 
-use super::config::{Encap, ResolvedPeer};
+use super::config::{Encap, KeyMaterial, ResolvedPeer};
 use crate::daemon::stats::{Merge, StatsRegistry};
 use crate::esp::encap::KeepaliveTimer;
 use crate::esp::table::SaTable;
@@ -20,6 +20,18 @@ pub struct Peer {
     pub addr: SocketAddrV4,
     /// Encapsulation towards it.
     pub encap: Encap,
+}
+
+impl Peer {
+    /// A peer; plain ESP has no port, so it is kept as 0 and two plain-ESP
+    /// peers compare equal exactly when their addresses do.
+    pub fn new(addr: SocketAddrV4, encap: Encap) -> Peer {
+        let addr = match encap {
+            Encap::None => SocketAddrV4::new(*addr.ip(), 0),
+            Encap::Udp => addr,
+        };
+        Peer { addr, encap }
+    }
 }
 
 /// Outbound SA and its counters (one lock per packet, no shared atomics).
@@ -76,20 +88,17 @@ impl Tunnel {
     /// Builds the SAs of a validated peer.
     pub fn new(p: &ResolvedPeer) -> Result<Tunnel, EspError> {
         let c = &p.config;
-        let tx = Sa::new(&SaParams {
-            spi: c.remote_spi,
-            key: &p.key_out.key,
-            salt: p.key_out.salt,
-            esn: c.esn,
-            replay_window: c.replay_window,
-        })?;
-        let rx = Sa::new(&SaParams {
-            spi: p.local_spi,
-            key: &p.key_in.key,
-            salt: p.key_in.salt,
-            esn: c.esn,
-            replay_window: c.replay_window,
-        })?;
+        let sa = |spi, k: &KeyMaterial| {
+            Sa::new(&SaParams {
+                spi,
+                key: &k.key,
+                salt: k.salt,
+                esn: c.esn,
+                replay_window: c.replay_window,
+            })
+        };
+        let tx = sa(c.remote_spi, &p.key_out)?;
+        let rx = sa(p.local_spi, &p.key_in)?;
         Ok(Tunnel {
             name: c.name.clone(),
             local_spi: p.local_spi,
@@ -97,10 +106,7 @@ impl Tunnel {
             derived: p.derived,
             allowed: Selectors(c.inner.clone()),
             static_peer: p.remote.is_some(),
-            peer: RwLock::new(p.remote.map(|addr| Peer {
-                addr,
-                encap: c.encap,
-            })),
+            peer: RwLock::new(p.remote.map(|addr| Peer::new(addr, c.encap))),
             tx: Mutex::new(TxState {
                 sa: tx,
                 packets: 0,

@@ -3,7 +3,7 @@
 //! SO_RCVBUFFORCE. Transmit sockets are bound with protocol 0 so they never
 //! receive, which keeps the fanout group the only reader of each interface.
 
-use super::sys::{set_rcvbuf, setopt, wait_readable};
+use super::sys::{set_rcvbuf, setopt, wait_readable, MmsgTx};
 use super::{Backend, FrameRx, FrameTx, RxBatch, RxFlags};
 use std::io;
 use std::mem;
@@ -116,7 +116,7 @@ impl Backend for AfPacket {
         Ok(Box::new(AfPacketTx {
             fd,
             ifindex: idx,
-            scratch: TxScratch::default(),
+            scratch: MmsgTx::default(),
         }))
     }
 
@@ -254,19 +254,8 @@ impl FrameRx for AfPacketRx {
 struct AfPacketTx {
     fd: OwnedFd,
     ifindex: i32,
-    scratch: TxScratch,
+    scratch: MmsgTx<libc::sockaddr_ll>,
 }
-
-/// sendmmsg bookkeeping reused across calls (see `RxScratch`).
-#[derive(Default)]
-struct TxScratch {
-    addrs: Vec<libc::sockaddr_ll>,
-    iovs: Vec<libc::iovec>,
-    msgs: Vec<libc::mmsghdr>,
-}
-
-// SAFETY: as for RxScratch, the pointers are rebuilt on every call and only used during it.
-unsafe impl Send for TxScratch {}
 
 impl FrameTx for AfPacketTx {
     fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
@@ -274,58 +263,14 @@ impl FrameTx for AfPacketTx {
             return Ok(0);
         }
         let ifindex = self.ifindex;
-        let TxScratch { addrs, iovs, msgs } = &mut self.scratch;
-        addrs.clear();
-        addrs.extend(frames.iter().map(|f| {
-            let et = f
-                .get(12..14)
-                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-            sockaddr(ifindex, et)
-        }));
-        iovs.clear();
-        iovs.extend(frames.iter().map(|f| libc::iovec {
-            iov_base: f.as_ptr() as *mut _,
-            iov_len: f.len(),
-        }));
-        msgs.clear();
-        for (addr, iov) in addrs.iter_mut().zip(iovs.iter_mut()) {
-            // SAFETY: msghdr is plain old data; all-zero is valid.
-            let mut h: libc::msghdr = unsafe { mem::zeroed() };
-            h.msg_name = (addr as *mut libc::sockaddr_ll).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
-            msgs.push(libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            });
-        }
-        let mut sent = 0usize;
-        while sent < msgs.len() {
-            // SAFETY: msgs[sent..] point at frames, iovs and addrs alive for this call.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    msgs[sent..].as_mut_ptr(),
-                    (msgs.len() - sent) as u32,
-                    0,
-                )
-            };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if sent == 0 {
-                    return Err(e);
-                }
-                break;
-            }
-            if rc == 0 {
-                break;
-            }
-            sent += rc as usize;
-        }
-        Ok(sent)
+        self.scratch.send(
+            self.fd.as_raw_fd(),
+            frames.iter().map(|f| {
+                let et = f
+                    .get(12..14)
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                (*f, sockaddr(ifindex, et))
+            }),
+        )
     }
 }

@@ -1,7 +1,7 @@
 //! The endpoint's network side: a raw IP socket for plain ESP (protocol 50)
 //! and a UDP socket for RFC 3948 encapsulation.
 
-use super::sys::{set_rcvbuf, wait_readable};
+use super::sys::{set_rcvbuf, wait_readable, MmsgTx};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -20,43 +20,8 @@ fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
-/// Sends each `(payload, destination)` as one datagram with as few `sendmmsg`
-/// calls as possible; returns how many were sent.
-fn send_many(fd: libc::c_int, msgs: &[(&[u8], SocketAddrV4)]) -> io::Result<usize> {
-    let mut addrs: Vec<libc::sockaddr_in> = msgs.iter().map(|(_, a)| sockaddr_in(*a)).collect();
-    let mut iovs: Vec<libc::iovec> = msgs
-        .iter()
-        .map(|(p, _)| libc::iovec {
-            iov_base: p.as_ptr() as *mut libc::c_void,
-            iov_len: p.len(),
-        })
-        .collect();
-    let mut hdrs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .zip(addrs.iter_mut())
-        .map(|(iov, addr)| {
-            // SAFETY: an all-zero msghdr is valid; the pointers below outlive the call.
-            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
-    let mut sent = 0;
-    while sent < hdrs.len() {
-        let rest = hdrs.get_mut(sent..).unwrap_or_default();
-        // SAFETY: every header points at live iovecs, payloads and addresses.
-        let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
-        if n <= 0 {
-            let e = io::Error::last_os_error();
-            return if sent > 0 { Ok(sent) } else { Err(e) };
-        }
-        sent += n as usize;
-    }
-    Ok(sent)
-}
+/// Reusable `sendmmsg` state for batches to IPv4 destinations; one per sending thread.
+pub type SendScratch = MmsgTx<libc::sockaddr_in>;
 
 /// Raw socket for IP protocol 50. Received datagrams include the IPv4 header;
 /// sent ones get it from the kernel.
@@ -121,8 +86,12 @@ impl RawEsp {
     }
 
     /// Sends ESP packets (each starting at the SPI); the ports are ignored.
-    pub fn send_batch(&self, msgs: &[(&[u8], SocketAddrV4)]) -> io::Result<usize> {
-        send_many(self.fd.as_raw_fd(), msgs)
+    pub fn send_batch<'a>(
+        &self,
+        scratch: &mut SendScratch,
+        msgs: impl Iterator<Item = (&'a [u8], SocketAddrV4)>,
+    ) -> io::Result<usize> {
+        scratch.send(self.fd.as_raw_fd(), msgs.map(|(d, a)| (d, sockaddr_in(a))))
     }
 
     /// Sends one ESP packet (starting at the SPI) to `dst`.
@@ -185,8 +154,15 @@ impl UdpEncap {
     }
 
     /// Sends datagrams.
-    pub fn send_batch(&self, msgs: &[(&[u8], SocketAddrV4)]) -> io::Result<usize> {
-        send_many(self.sock.as_raw_fd(), msgs)
+    pub fn send_batch<'a>(
+        &self,
+        scratch: &mut SendScratch,
+        msgs: impl Iterator<Item = (&'a [u8], SocketAddrV4)>,
+    ) -> io::Result<usize> {
+        scratch.send(
+            self.sock.as_raw_fd(),
+            msgs.map(|(d, a)| (d, sockaddr_in(a))),
+        )
     }
 
     /// Sends one datagram.

@@ -53,3 +53,79 @@ pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     }
     Ok(rc > 0)
 }
+
+/// `sendmmsg` bookkeeping reused across calls: one destination address
+/// (`sockaddr_ll`, `sockaddr_in`, …) per datagram. The pointers are rebuilt
+/// on every call and only used during it.
+pub struct MmsgTx<A> {
+    addrs: Vec<A>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl<A> Default for MmsgTx<A> {
+    fn default() -> Self {
+        MmsgTx {
+            addrs: Vec::new(),
+            iovs: Vec::new(),
+            msgs: Vec::new(),
+        }
+    }
+}
+
+// SAFETY: the raw pointers inside are rebuilt on every call and never used outside it.
+unsafe impl<A: Send> Send for MmsgTx<A> {}
+
+impl<A> MmsgTx<A> {
+    /// Sends every `(datagram, address)` on `fd` with as few `sendmmsg` calls
+    /// as possible; returns how many were sent (an error only if none was).
+    pub fn send<'a>(
+        &mut self,
+        fd: RawFd,
+        datagrams: impl Iterator<Item = (&'a [u8], A)>,
+    ) -> io::Result<usize> {
+        let MmsgTx { addrs, iovs, msgs } = self;
+        addrs.clear();
+        iovs.clear();
+        for (d, a) in datagrams {
+            addrs.push(a);
+            iovs.push(libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            });
+        }
+        msgs.clear();
+        for (addr, iov) in addrs.iter_mut().zip(iovs.iter_mut()) {
+            // SAFETY: msghdr is plain old data; all-zero is valid.
+            let mut h: libc::msghdr = unsafe { mem::zeroed() };
+            h.msg_name = (addr as *mut A).cast();
+            h.msg_namelen = mem::size_of::<A>() as u32;
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            msgs.push(libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            });
+        }
+        let mut sent = 0usize;
+        while let Some(rest) = msgs.get_mut(sent..).filter(|r| !r.is_empty()) {
+            // SAFETY: the headers point at datagrams, iovecs and addresses alive for this call.
+            let rc = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if sent == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+            if rc == 0 {
+                break;
+            }
+            sent += rc as usize;
+        }
+        Ok(sent)
+    }
+}

@@ -10,6 +10,7 @@ pub mod route;
 pub mod stats;
 pub mod worker;
 
+use crate::daemon::stats::Publisher;
 use crate::io::{afpacket::AfPacket, ethtool, iface, pnet_link::Pnet, Backend, FrameTx};
 use crate::nat::{Millis, Nat, NatEvents};
 use crate::wire::ethernet::Mac;
@@ -170,7 +171,7 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
     });
     let mut threads = Vec::new();
     for (i, (side, rx, tx)) in queues.into_iter().enumerate() {
-        let w = worker::Worker::new(side, shared.clone(), rx, tx, shared.stats.slot());
+        let w = worker::Worker::new(side, shared.clone(), rx, tx, Publisher::new(&shared.stats));
         let batch = cfg.dataplane.batch;
         let t = std::thread::Builder::new()
             .name(format!("spimux-{}-{}", side.label(), i / 2))
@@ -179,11 +180,11 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
         threads.push(t);
     }
     let hk_shared = shared.clone();
-    let hk_slot = shared.stats.slot();
+    let hk_publisher = Publisher::new(&shared.stats);
     threads.push(
         std::thread::Builder::new()
             .name("spimux-housekeeping".into())
-            .spawn(move || housekeeping(hk_shared, hk_tx, hk_slot))
+            .spawn(move || housekeeping(hk_shared, hk_tx, hk_publisher))
             .map_err(io_err("spawn housekeeping"))?,
     );
     let mut metrics_addr = None;
@@ -219,7 +220,7 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
 fn housekeeping(
     shared: Arc<Shared>,
     mut tx: [Box<dyn FrameTx>; 2],
-    slot: Arc<parking_lot::Mutex<Counters>>,
+    mut publisher: Publisher<Counters>,
 ) {
     let mut local = Counters::default();
     let mut last_sweep = 0;
@@ -244,7 +245,7 @@ fn housekeeping(
             shared.nat.expire(now, &mut ev);
             local.nat.add(&ev);
         }
-        *slot.lock() = local.clone();
+        publisher.publish(&local, now);
     }
 }
 

@@ -7,18 +7,16 @@ use super::originate;
 use super::route::NextHop;
 use super::stats::{Counters, DropReason, Side};
 use super::Shared;
+use crate::daemon::stats::Publisher;
 use crate::io::{FrameRx, FrameTx, RxBatch, RxFlags};
 use crate::wire::arp::{self, Operation};
 use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::{icmp, ipv4};
-use parking_lot::Mutex;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const ETH: usize = ethernet::HEADER_LEN;
-/// Longest a worker's counters may lag behind what it has done.
-const PUBLISH_MS: u64 = 100;
 
 /// What becomes of one received frame.
 enum Verdict {
@@ -37,7 +35,7 @@ pub struct Worker {
     rx: Box<dyn FrameRx>,
     tx: [Box<dyn FrameTx>; 2],
     local: Counters,
-    slot: Arc<Mutex<Counters>>,
+    publisher: Publisher<Counters>,
     generated: Vec<(Side, Vec<u8>)>,
 }
 
@@ -48,7 +46,7 @@ impl Worker {
         shared: Arc<Shared>,
         rx: Box<dyn FrameRx>,
         tx: [Box<dyn FrameTx>; 2],
-        slot: Arc<Mutex<Counters>>,
+        publisher: Publisher<Counters>,
     ) -> Self {
         Worker {
             side,
@@ -56,7 +54,7 @@ impl Worker {
             rx,
             tx,
             local: Counters::default(),
-            slot,
+            publisher,
             generated: Vec::new(),
         }
     }
@@ -65,7 +63,6 @@ impl Worker {
     pub fn run(mut self, batch_size: usize) {
         let mut batch = RxBatch::new(batch_size);
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(batch_size);
-        let mut published = 0;
         while !self.shared.shutdown.load(Ordering::Relaxed) {
             let n = match self.rx.recv_batch(&mut batch, 100) {
                 Ok(n) => n,
@@ -90,14 +87,10 @@ impl Worker {
                 verdicts.push(v);
             }
             self.flush(&mut batch, &verdicts);
-            // Publish when idle or every 100 ms: copying the counters per batch would
-            // cost a lock and a copy per packet at low rates.
-            if n == 0 || now.saturating_sub(published) >= PUBLISH_MS {
-                *self.slot.lock() = self.local.clone();
-                published = now;
-            }
+            // Publishing per batch would cost a lock and a copy per packet at low rates.
+            self.publisher.maybe(&self.local, now, n == 0);
         }
-        *self.slot.lock() = self.local.clone();
+        self.publisher.publish(&self.local, self.shared.now());
     }
 
     fn flush(&mut self, batch: &mut RxBatch, verdicts: &[Verdict]) {
