@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod endpoint;
 pub mod esp;
 pub mod io;
+pub mod mobility;
 pub mod nat;
 pub mod router;
 pub mod spi;

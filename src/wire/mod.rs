@@ -11,6 +11,7 @@ pub mod esp;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod mobility;
 pub mod tcp;
 pub mod udp;
 
