@@ -1,6 +1,8 @@
 //! Prometheus text exposition and the `GET /metrics` endpoint.
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 use prometheus::{Encoder, TextEncoder};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -55,6 +57,43 @@ impl Families {
     /// Adds a gauge family.
     pub fn gauge(&mut self, name: &str, help: &str, samples: Vec<Sample>) {
         self.family(name, help, MetricType::GAUGE, samples);
+    }
+
+    /// Adds an unlabelled histogram from per-bucket (not cumulative) counts
+    /// for the upper `bounds`, the count above the last bound, and the sum.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        bounds: &[f64],
+        per_bucket: &[u64],
+        above: u64,
+        sum: f64,
+    ) {
+        let mut total = 0;
+        let buckets = bounds
+            .iter()
+            .zip(per_bucket)
+            .map(|(bound, n)| {
+                total += n;
+                let mut b = Bucket::default();
+                b.set_upper_bound(*bound);
+                b.set_cumulative_count(total);
+                b
+            })
+            .collect();
+        let mut h = Histogram::default();
+        h.set_bucket(buckets);
+        h.set_sample_count(total + above);
+        h.set_sample_sum(sum);
+        let mut m = Metric::default();
+        m.set_histogram(h);
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_string());
+        f.set_help(help.to_string());
+        f.set_field_type(MetricType::HISTOGRAM);
+        f.mut_metric().push(m);
+        self.0.push(f);
     }
 
     /// The exposition text.

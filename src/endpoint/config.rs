@@ -88,6 +88,81 @@ impl Default for MetricsConfig {
     }
 }
 
+/// Mobility (registration requests and replies inside the tunnel, docs/MOBILITY.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MobilityConfig {
+    /// Client: watch the route to the gateway and re-register on every change.
+    /// Responder: accept registrations. Default: on for a responder, off for a client.
+    pub enabled: Option<bool>,
+    /// Client: the gateway's inner address, where requests go.
+    pub gateway: Option<Ipv4Addr>,
+    /// UDP port of registrations inside the tunnel.
+    pub port: u16,
+    /// Client: offer and probe plain ESP. Responder: allow choosing it on untranslated paths.
+    pub plain_esp: bool,
+    /// Responder: NAT keepalive interval announced with UDP encapsulation, seconds.
+    pub keepalive_secs: u16,
+    /// Client: first retransmission timeout, ms (doubles up to `max_rto_ms`).
+    pub initial_rto_ms: u64,
+    /// Client: largest retransmission timeout, ms.
+    pub max_rto_ms: u64,
+    /// Client: shortest wait for the plain-ESP reply after the UDP reply, ms.
+    pub probe_wait_ms: u64,
+}
+
+impl Default for MobilityConfig {
+    fn default() -> Self {
+        MobilityConfig {
+            enabled: None,
+            gateway: None,
+            port: crate::wire::mobility::PORT,
+            plain_esp: true,
+            keepalive_secs: 20,
+            initial_rto_ms: 200,
+            max_rto_ms: 3200,
+            probe_wait_ms: 50,
+        }
+    }
+}
+
+impl MobilityConfig {
+    /// Whether mobility runs for `role`.
+    pub fn enabled_for(&self, role: Role) -> bool {
+        self.enabled.unwrap_or(role == Role::Responder)
+    }
+
+    fn validate(&self, role: Role, tun: &TunConfig) -> Result<(), EndpointConfigError> {
+        if !self.enabled_for(role) {
+            return Ok(());
+        }
+        if self.port == 0 {
+            return Err(err("mobility.port", "must not be 0"));
+        }
+        if role == Role::Client {
+            let gw = self.gateway.ok_or_else(|| {
+                err(
+                    "mobility.gateway",
+                    "a mobile client needs the gateway's inner address (its tun.address)",
+                )
+            })?;
+            if gw == tun.address.addr() {
+                return Err(err(
+                    "mobility.gateway",
+                    "is this client's own inner address",
+                ));
+            }
+            if self.initial_rto_ms == 0 || self.max_rto_ms < self.initial_rto_ms {
+                return Err(err(
+                    "mobility.initial_rto_ms",
+                    "must be at least 1 and not above max_rto_ms",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How ESP travels to a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -169,6 +244,9 @@ pub struct EndpointConfig {
     /// Metrics endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Mobility.
+    #[serde(default)]
+    pub mobility: MobilityConfig,
     /// Tunnels.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
@@ -286,6 +364,7 @@ impl EndpointConfig {
         self.spi_layout
             .validate()
             .map_err(|e| err("spi_layout", e.to_string()))?;
+        self.mobility.validate(role, t)?;
         match (role, self.peers.len()) {
             (_, 0) => return Err(err("peers", "at least one [[peers]] entry is needed")),
             (Role::Client, n) if n > 1 => {
@@ -406,6 +485,7 @@ mod tests {
             outer: OuterConfig::default(),
             spi_layout: Layout::default(),
             metrics: MetricsConfig::default(),
+            mobility: MobilityConfig::default(),
             peers,
         }
     }

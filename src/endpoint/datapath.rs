@@ -2,6 +2,7 @@
 //! or UDP/4500) → open → TUN. Each thread counts into its own slot.
 
 use super::config::Encap;
+use super::mobility::Arrival;
 use super::state::{Counters, Peer, Shared};
 use crate::daemon::stats::Publisher;
 use crate::esp::encap::{classify, Udp4500, KEEPALIVE};
@@ -10,7 +11,7 @@ use crate::esp::EspError;
 use crate::io::outer::{RawEsp, SendScratch, UdpEncap};
 use crate::io::tun::{RxSegments, Tun, TxPackets};
 use crate::wire::{esp, ipv4};
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 /// Largest datagram handled on either side.
@@ -24,6 +25,8 @@ pub struct Outer {
     pub raw: RawEsp,
     /// ESP in UDP.
     pub udp: UdpEncap,
+    /// Local port of `udp`.
+    pub udp_port: u16,
 }
 
 /// Seals one inner packet for its tunnel into `out`; returns the length and
@@ -51,6 +54,17 @@ pub fn seal_for(
     Ok((n, peer))
 }
 
+/// An authenticated inner datagram at `out[..len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// Length of the inner datagram.
+    pub len: usize,
+    /// Tunnel it arrived on.
+    pub tunnel: usize,
+    /// A registration message for this endpoint (not for the TUN device).
+    pub control: bool,
+}
+
 /// Opens one ESP packet (starting at the SPI) that arrived from `from` in
 /// `encap`; the inner datagram lands at `out[..len]`.
 pub fn inbound(
@@ -59,16 +73,16 @@ pub fn inbound(
     from: SocketAddrV4,
     encap: Encap,
     out: &mut [u8],
-) -> Result<usize, TunnelDrop> {
+) -> Result<Opened, TunnelDrop> {
     let spi = match esp::Packet::new_checked(esp_pkt) {
         Ok(p) => p.spi(),
         Err(crate::wire::WireError::Truncated) => return Err(TunnelDrop::Esp(EspError::Truncated)),
         Err(_) => return Err(TunnelDrop::UnknownSpi),
     };
-    let t = shared
+    let (tunnel, t) = shared
         .table
         .by_spi(spi)
-        .and_then(|id| shared.tunnels.get(id))
+        .and_then(|id| Some((id, shared.tunnels.get(id)?)))
         .ok_or(TunnelDrop::UnknownSpi)?;
     let seen = Peer::new(from, encap);
     let mut rx = t.rx.lock();
@@ -85,6 +99,17 @@ pub fn inbound(
     };
     rx.packets += 1;
     rx.bytes += len as u64;
+    let control = shared
+        .mobility
+        .is_control(out.get(..len).unwrap_or_default());
+    if control {
+        // Where the peer is now is the registration's decision, not this packet's.
+        return Ok(Opened {
+            len,
+            tunnel,
+            control,
+        });
+    }
     // Authenticated: a responder learns where an unconfigured peer is. Once known,
     // the address only moves by an authenticated registration (mobility), never by data.
     let known = *t.peer.read();
@@ -98,7 +123,11 @@ pub fn inbound(
         }
         _ => {}
     }
-    Ok(len)
+    Ok(Opened {
+        len,
+        tunnel,
+        control,
+    })
 }
 
 /// Runs `step` until shutdown. `step` waits up to `POLL_MS` for one packet,
@@ -181,19 +210,29 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     });
 }
 
-/// Opens one received ESP packet and queues the inner packet for the TUN device.
+/// Opens one received ESP packet: data is queued for the TUN device,
+/// registration messages go to the mobility agent.
 fn open_into(
     shared: &Shared,
+    outer: &Outer,
     tx: &mut TxPackets,
     scratch: &mut [u8],
     esp: &[u8],
-    from: SocketAddrV4,
-    encap: Encap,
+    arrival: Arrival,
     c: &mut Counters,
 ) {
-    match inbound(shared, esp, from, encap, scratch) {
-        Ok(len) => {
-            if !tx.push(scratch.get(..len).unwrap_or_default()) {
+    match inbound(shared, esp, arrival.from, arrival.encap, scratch) {
+        Ok(o) => {
+            let inner = scratch.get(..o.len).unwrap_or_default();
+            if o.control {
+                let now = shared.now();
+                if let Err(d) = shared
+                    .mobility
+                    .on_control(shared, outer, o.tunnel, inner, arrival, now)
+                {
+                    c.drop(d);
+                }
+            } else if !tx.push(inner) {
                 c.drop(TunnelDrop::SendFailed);
             }
         }
@@ -228,14 +267,19 @@ pub fn esp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
             c.outer_rx += 1;
             match buf.get(..n).and_then(|d| ipv4::Packet::new_checked(d).ok()) {
                 Some(ip) => {
-                    let from = SocketAddrV4::new(ip.src(), 0);
+                    let arrival = Arrival {
+                        from: SocketAddrV4::new(ip.src(), 0),
+                        to: ip.dst(),
+                        to_port: 0,
+                        encap: Encap::None,
+                    };
                     open_into(
                         &shared,
+                        &outer,
                         &mut tx,
                         &mut scratch,
                         ip.payload(),
-                        from,
-                        Encap::None,
+                        arrival,
                         c,
                     );
                 }
@@ -255,17 +299,23 @@ pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     run(&shared, "UDP socket", |c, _| {
         let mut wait = POLL_MS;
         while !tx.is_full() {
-            let Some((n, from)) = outer.udp.recv(&mut buf, wait)? else {
+            let Some(d) = outer.udp.recv(&mut buf, wait)? else {
                 break;
             };
             wait = 0;
             c.outer_rx += 1;
-            match classify(buf.get(..n).unwrap_or_default()) {
+            match classify(buf.get(..d.len).unwrap_or_default()) {
                 Udp4500::Keepalive => c.keepalives_received += 1,
                 Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
                 Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
                 Udp4500::Esp(e) => {
-                    open_into(&shared, &mut tx, &mut scratch, e, from, Encap::Udp, c)
+                    let arrival = Arrival {
+                        from: d.from,
+                        to: d.to.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        to_port: outer.udp_port,
+                        encap: Encap::Udp,
+                    };
+                    open_into(&shared, &outer, &mut tx, &mut scratch, e, arrival, c)
                 }
             }
         }

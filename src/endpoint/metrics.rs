@@ -183,6 +183,94 @@ pub fn render(shared: &Shared) -> String {
         "Random SPI bytes redrawn because the candidate was reserved or live.",
         one(s.redraws),
     );
+    mobility(shared, &peers, &mut f);
     build_info(&mut f, ("role", shared.role));
     f.encode()
+}
+
+fn mobility(shared: &Shared, peers: &[Option<super::state::Peer>], f: &mut Families) {
+    use super::config::Encap;
+    use crate::mobility::gateway::Outcome;
+    use crate::mobility::NatKind;
+    let m = shared.mobility.stats.lock().clone();
+    let mut encaps = Vec::new();
+    for (t, p) in shared.tunnels.iter().zip(peers) {
+        for e in [Encap::None, Encap::Udp] {
+            let on = p.is_some_and(|p| p.encap == e);
+            encaps.push((
+                vec![("peer", t.name.as_str()), ("encap", e.label())],
+                f64::from(u8::from(on)),
+            ));
+        }
+    }
+    f.gauge(
+        "spimux_tunnel_encapsulation",
+        "1 for the encapsulation each tunnel sends with now (esp = plain ESP, udp = RFC 3948).",
+        encaps,
+    );
+    let mut results: Vec<Sample> = Outcome::ALL
+        .iter()
+        .zip(m.outcomes.iter())
+        .map(|(o, n)| (vec![("result", o.label())], *n as f64))
+        .collect();
+    if shared.role == "client" {
+        results = vec![
+            (vec![("result", "accepted")], m.accepted as f64),
+            (vec![("result", "refused")], m.refused as f64),
+        ];
+    }
+    f.counter(
+        "spimux_mobility_registrations_total",
+        "Registrations by result (gateway: each request checked; client: each registration).",
+        results,
+    );
+    f.counter(
+        "spimux_mobility_nat_detected_total",
+        "Accepted registrations by the translation seen on the path.",
+        NatKind::ALL
+            .iter()
+            .zip(m.nat.iter())
+            .map(|(k, n)| (vec![("kind", k.label())], *n as f64))
+            .collect(),
+    );
+    f.counter(
+        "spimux_mobility_messages_total",
+        "Registration messages by type and direction.",
+        vec![
+            (
+                vec![("type", "rreq"), ("direction", "tx")],
+                m.rreq_tx as f64,
+            ),
+            (
+                vec![("type", "rreq"), ("direction", "rx")],
+                m.rreq_rx as f64,
+            ),
+            (
+                vec![("type", "rrep"), ("direction", "tx")],
+                m.rrep_tx as f64,
+            ),
+            (
+                vec![("type", "rrep"), ("direction", "rx")],
+                m.rrep_rx as f64,
+            ),
+        ],
+    );
+    f.counter(
+        "spimux_mobility_fallbacks_total",
+        "Plain ESP offered on an untranslated path but filtered: stayed on UDP.",
+        one(m.fallbacks),
+    );
+    f.counter(
+        "spimux_mobility_send_failures_total",
+        "Registration messages the kernel refused to send.",
+        one(m.send_failures),
+    );
+    f.histogram(
+        "spimux_mobility_handover_seconds",
+        "Client: route change seen to accepted registration reply, per move.",
+        &super::mobility::HANDOVER_BUCKETS,
+        &m.handover_buckets,
+        m.handover_over,
+        m.handover_sum,
+    );
 }

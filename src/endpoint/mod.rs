@@ -6,10 +6,12 @@
 pub mod config;
 pub mod datapath;
 pub mod metrics;
+pub mod mobility;
 pub mod state;
 
 use crate::esp::table::SaTable;
 use crate::io::outer::{RawEsp, UdpEncap};
+use crate::io::route_watch::RouteWatch;
 use crate::io::tun::Tun;
 use crate::spi::SpiAllocator;
 use config::{EndpointConfig, EndpointConfigError, Role};
@@ -57,7 +59,18 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Shared, StartError> {
         Role::Responder => "responder",
         Role::Client => "client",
     };
-    Ok(Shared::new(label, tunnels, table, alloc.stats))
+    // Registration identifications start at the wall clock (µs), so they keep
+    // increasing across restarts of a client.
+    let id_floor = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let gateway = peers.first().and_then(|p| p.remote);
+    let mob = mobility::Mobility::new(cfg, role, peers.len(), gateway, id_floor);
+    if let (Some(gw), Some(t)) = (mob.gateway_outer(), tunnels.first()) {
+        // A mobile client starts on UDP: it passes any NAT until a registration says otherwise.
+        *t.peer.write() = Some(state::Peer::new(gw, config::Encap::Udp));
+    }
+    Ok(Shared::new(label, tunnels, table, alloc.stats, mob))
 }
 
 /// A started daemon; call `stop` or `run_until_signal`.
@@ -79,7 +92,12 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         raw: RawEsp::open(o.local, o.rcvbuf).map_err(io_err("raw ESP socket"))?,
         udp: UdpEncap::open(o.local, o.udp_port, o.rcvbuf)
             .map_err(io_err(format!("outer.udp_port {}", o.udp_port)))?,
+        udp_port: o.udp_port,
     });
+    let watch = match shared.mobility.gateway_outer() {
+        Some(_) => Some(RouteWatch::open().map_err(io_err("rtnetlink"))?),
+        None => None,
+    };
     let tun = Arc::new(
         Tun::open(&cfg.tun.name, cfg.tun.address, cfg.tun.mtu, cfg.tun.offload)
             .map_err(io_err(format!("tun.name {}", cfg.tun.name)))?,
@@ -111,6 +129,13 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         "keepalive",
         Box::new(move || datapath::keepalive_loop(s, o)),
     )?);
+    if let Some(w) = watch {
+        let (s, o) = (shared.clone(), outer.clone());
+        threads.push(spawn(
+            "mobility",
+            Box::new(move || mobility::client_loop(&s, &o, w)),
+        )?);
+    }
     let mut metrics_addr = None;
     if let Some(server) = metrics {
         metrics_addr = server.server_addr().to_ip();

@@ -2,6 +2,7 @@
 //! outer address) and the per-thread counters.
 
 use super::config::{Encap, KeyMaterial, ResolvedPeer};
+use super::mobility::Mobility;
 use crate::daemon::stats::{Merge, StatsRegistry};
 use crate::esp::encap::KeepaliveTimer;
 use crate::esp::table::SaTable;
@@ -193,6 +194,8 @@ pub struct Shared {
     pub stats: StatsRegistry<Counters>,
     /// What SPI derivation did at start.
     pub spi_stats: DeriveStats,
+    /// Registrations (mobility).
+    pub mobility: Mobility,
     /// Set to stop every thread.
     pub shutdown: AtomicBool,
     start: Instant,
@@ -205,6 +208,7 @@ impl Shared {
         tunnels: Vec<Tunnel>,
         table: SaTable,
         spi_stats: DeriveStats,
+        mobility: Mobility,
     ) -> Shared {
         Shared {
             role,
@@ -212,6 +216,7 @@ impl Shared {
             table,
             stats: StatsRegistry::default(),
             spi_stats,
+            mobility,
             shutdown: AtomicBool::new(false),
             start: Instant::now(),
         }

@@ -51,7 +51,7 @@ fn client_and_responder_talk_and_the_responder_learns_the_peer() {
         TunnelDrop::PeerUnknown
     );
     let esp = from_h1(&c, "10.98.0.2");
-    let len = inbound(&r, &esp, NAT, Encap::None, &mut out).unwrap();
+    let len = inbound(&r, &esp, NAT, Encap::None, &mut out).unwrap().len;
     assert_eq!(out[..len], ping("10.98.0.2", "10.99.0.1")[..]);
     // Now the reply goes to the learned address on h1's SPI, and h1 opens it.
     let (n, peer) = seal_for(&r, &ping("10.99.0.1", "10.98.0.2"), &mut out, 0).unwrap();
@@ -65,7 +65,8 @@ fn client_and_responder_talk_and_the_responder_learns_the_peer() {
         Encap::None,
         &mut out,
     )
-    .unwrap();
+    .unwrap()
+    .len;
     assert_eq!(out[..len], ping("10.99.0.1", "10.98.0.2")[..]);
     // h2's traffic goes to h2's SA, which has no address yet.
     assert_eq!(

@@ -35,13 +35,15 @@ pub enum TunnelDrop {
     InnerInvalid,
     /// Authenticated, but the inner source is outside the peer's selectors.
     Policy,
+    /// Authenticated registration message (mobility) that could not be used.
+    ControlMalformed,
     /// Sending failed in the kernel.
     SendFailed,
 }
 
 impl TunnelDrop {
     /// Every kind, for exporting zero-valued counters.
-    pub const ALL: [TunnelDrop; 20] = [
+    pub const ALL: [TunnelDrop; 21] = [
         TunnelDrop::InnerMalformed,
         TunnelDrop::NoTunnel,
         TunnelDrop::PeerUnknown,
@@ -61,6 +63,7 @@ impl TunnelDrop {
         TunnelDrop::Dummy,
         TunnelDrop::InnerInvalid,
         TunnelDrop::Policy,
+        TunnelDrop::ControlMalformed,
         TunnelDrop::SendFailed,
     ];
 
@@ -84,6 +87,7 @@ impl TunnelDrop {
             TunnelDrop::Dummy => "dummy",
             TunnelDrop::InnerInvalid => "inner_invalid",
             TunnelDrop::Policy => "policy",
+            TunnelDrop::ControlMalformed => "control_malformed",
             TunnelDrop::SendFailed => "send_failed",
         }
     }

@@ -11,6 +11,7 @@ pub mod ethtool;
 pub mod iface;
 pub mod outer;
 pub mod pnet_link;
+pub mod route_watch;
 pub mod sys;
 pub mod tun;
 

@@ -115,6 +115,17 @@ impl RawEsp {
     }
 }
 
+/// One received UDP datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpDatagram {
+    /// Payload length.
+    pub len: usize,
+    /// Source address and port.
+    pub from: SocketAddrV4,
+    /// Local address it was sent to.
+    pub to: Option<Ipv4Addr>,
+}
+
 /// UDP socket for ESP-in-UDP, keepalives and (refused) IKE on the NAT-T port.
 pub struct UdpEncap {
     sock: UdpSocket,
@@ -125,32 +136,64 @@ impl UdpEncap {
     pub fn open(local: Ipv4Addr, port: u16, rcvbuf: usize) -> io::Result<UdpEncap> {
         let sock = UdpSocket::bind(SocketAddrV4::new(local, port))?;
         set_rcvbuf(sock.as_raw_fd(), rcvbuf)?;
+        super::sys::setopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
         sock.set_nonblocking(true)?;
         Ok(UdpEncap { sock })
     }
 
-    /// Waits up to `timeout_ms` and reads one datagram with its source.
-    pub fn recv(
-        &self,
-        buf: &mut [u8],
-        timeout_ms: i32,
-    ) -> io::Result<Option<(usize, SocketAddrV4)>> {
-        if !wait_readable(self.sock.as_raw_fd(), timeout_ms)? {
+    /// Waits up to `timeout_ms` and reads one datagram with its source and
+    /// the local address it was sent to (IP_PKTINFO; what a NAT detector compares).
+    pub fn recv(&self, buf: &mut [u8], timeout_ms: i32) -> io::Result<Option<UdpDatagram>> {
+        let fd = self.sock.as_raw_fd();
+        if !wait_readable(fd, timeout_ms)? {
             return Ok(None);
         }
-        match self.sock.recv_from(buf) {
-            Ok((n, std::net::SocketAddr::V4(a))) => Ok(Some((n, a))),
-            Ok(_) => Ok(None),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
+        // SAFETY: all-zero is a valid sockaddr_in.
+        let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        // u64 elements keep the control buffer aligned for cmsghdr.
+        let mut control = [0u64; 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: all-zero is a valid msghdr; the pointers are set below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: msg points at live buffers of the stated sizes.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
         }
+        let mut dst = None;
+        // SAFETY: the CMSG macros walk the control buffer the kernel filled.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                    let info: libc::in_pktinfo =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok(Some(UdpDatagram {
+            len: n as usize,
+            from: SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)),
+                u16::from_be(from.sin_port),
+            ),
+            to: dst,
+        }))
     }
 
     /// Sends datagrams.

@@ -34,6 +34,29 @@ pub struct ClientConfig {
     pub min_probe_wait_ms: u64,
 }
 
+/// The route the client uses towards the gateway: a change of any part of
+/// it (source address, outgoing interface, next hop) means a new path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Path {
+    /// Source address the kernel picks.
+    pub src: Ipv4Addr,
+    /// Outgoing interface index.
+    pub oif: u32,
+    /// Next hop, if not on-link.
+    pub via: Option<Ipv4Addr>,
+}
+
+impl Path {
+    /// A path identified by its source address alone.
+    pub fn from_src(src: Ipv4Addr) -> Path {
+        Path {
+            src,
+            oif: 0,
+            via: None,
+        }
+    }
+}
+
 /// What the client asks its owner to do or report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -88,7 +111,7 @@ struct Pending {
 pub struct Client {
     cfg: ClientConfig,
     last_id: u64,
-    local: Option<Ipv4Addr>,
+    path: Option<Path>,
     encap: Encap,
     keepalive_secs: u16,
     registered_once: bool,
@@ -102,7 +125,7 @@ impl Client {
         Client {
             cfg,
             last_id: id_floor,
-            local: None,
+            path: None,
             encap: Encap::Udp,
             keepalive_secs: 0,
             registered_once: false,
@@ -115,9 +138,9 @@ impl Client {
         self.encap
     }
 
-    /// Outer source address in use.
-    pub fn local(&self) -> Option<Ipv4Addr> {
-        self.local
+    /// Path in use.
+    pub fn path(&self) -> Option<Path> {
+        self.path
     }
 
     /// True while a registration is under way.
@@ -133,14 +156,14 @@ impl Client {
         })
     }
 
-    /// The source address the kernel would use towards the gateway is now
-    /// `local` (`None`: no route). A change starts a registration.
-    pub fn on_path(&mut self, now: u64, local: Option<Ipv4Addr>, out: &mut Vec<Event>) {
-        if local == self.local {
+    /// The route towards the gateway is now `path` (`None`: no route). A
+    /// change starts a registration.
+    pub fn on_path(&mut self, now: u64, path: Option<Path>, out: &mut Vec<Event>) {
+        if path == self.path {
             return;
         }
-        self.local = local;
-        let Some(addr) = local else {
+        self.path = path;
+        let Some(Path { src: addr, .. }) = path else {
             self.pending = None; // nothing can be sent until a path exists
             return;
         };

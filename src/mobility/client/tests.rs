@@ -24,7 +24,7 @@ const CFG: ClientConfig = ClientConfig {
 
 /// A path between client and gateway.
 #[derive(Clone, Copy, Default)]
-struct Path {
+struct Link {
     /// NAPT to this address and port.
     napt: Option<(Ipv4Addr, u16)>,
     /// Protocol 50 dropped towards the gateway.
@@ -57,7 +57,7 @@ impl Sim {
     }
 
     /// Carries every pending request over `path`, then the replies back.
-    fn exchange(&mut self, path: &mut Path) {
+    fn exchange(&mut self, path: &mut Link) {
         let reqs: Vec<Rreq> = self
             .events
             .iter()
@@ -111,7 +111,11 @@ impl Sim {
     }
 
     fn move_to(&mut self, local: Ipv4Addr) {
-        self.client.on_path(self.now, Some(local), &mut self.events);
+        self.client.on_path(
+            self.now,
+            Some(super::Path::from_src(local)),
+            &mut self.events,
+        );
     }
 
     /// Steps time to the client's next deadline and polls.
@@ -152,7 +156,7 @@ fn direct_path_ends_on_plain_esp_in_one_round_trip() {
             .count(),
         2
     );
-    s.exchange(&mut Path::default());
+    s.exchange(&mut Link::default());
     assert_eq!(s.registered(), vec![(true, 2 * HALF_RTT, NatKind::None)]);
     assert_eq!(s.client.encap(), Encap::Plain);
     assert!(!s.client.registering());
@@ -176,7 +180,7 @@ fn direct_path_ends_on_plain_esp_in_one_round_trip() {
 fn napt_reports_address_and_port_and_keeps_udp() {
     let mut s = Sim::new();
     s.move_to(DIRECT);
-    s.exchange(&mut Path::default());
+    s.exchange(&mut Link::default());
     s.events.clear();
     s.now += 1000;
     s.move_to(PRIVATE);
@@ -184,9 +188,9 @@ fn napt_reports_address_and_port_and_keeps_udp() {
         encap: Encap::Udp,
         keepalive_secs: 0
     }));
-    s.exchange(&mut Path {
+    s.exchange(&mut Link {
         napt: Some((NAT_OUT, 40001)),
-        ..Path::default()
+        ..Link::default()
     });
     assert_eq!(
         s.registered(),
@@ -212,10 +216,10 @@ fn napt_reports_address_and_port_and_keeps_udp() {
 #[test]
 fn protocol_50_blocked_both_ways_falls_back_to_udp() {
     let mut s = Sim::new();
-    let mut path = Path {
+    let mut path = Link {
         plain_up_blocked: true,
         plain_down_blocked: true,
-        ..Path::default()
+        ..Link::default()
     };
     s.move_to(DIRECT);
     s.exchange(&mut path);
@@ -246,9 +250,9 @@ fn protocol_50_blocked_both_ways_falls_back_to_udp() {
 #[test]
 fn plain_filtered_towards_the_client_pins_the_gateway_back_to_udp() {
     let mut s = Sim::new();
-    let mut path = Path {
+    let mut path = Link {
         plain_down_blocked: true,
-        ..Path::default()
+        ..Link::default()
     };
     s.move_to(DIRECT);
     s.exchange(&mut path);
@@ -266,9 +270,9 @@ fn plain_filtered_towards_the_client_pins_the_gateway_back_to_udp() {
 #[test]
 fn lost_requests_are_retransmitted_with_backoff_and_fresh_ids() {
     let mut s = Sim::new();
-    let mut path = Path {
+    let mut path = Link {
         lose_first: 4, // two rounds of two copies
-        ..Path::default()
+        ..Link::default()
     };
     s.move_to(DIRECT);
     s.exchange(&mut path);
@@ -293,10 +297,10 @@ fn stale_reply_moves_identifications_past_the_gateways() {
     let mut s = Sim::new();
     s.reg.last_id = Some(50_000); // the gateway saw a previous run of this client
     s.move_to(DIRECT);
-    s.exchange(&mut Path::default());
+    s.exchange(&mut Link::default());
     assert!(s.registered().is_empty());
     assert!(s.client.registering());
-    s.exchange(&mut Path::default());
+    s.exchange(&mut Link::default());
     assert_eq!(s.client.encap(), Encap::Plain);
     assert_eq!(s.sent.last().map(|r| r.id), Some(50_001));
 }
@@ -346,4 +350,27 @@ fn refusals_stop_the_registration() {
     s.client.on_reply(3, &refusal, Encap::Udp, &mut s.events);
     assert!(s.events.contains(&Event::Rejected(Code::InnerMismatch)));
     assert!(!s.client.registering());
+}
+
+#[test]
+fn a_new_route_with_the_same_source_address_re_registers() {
+    let mut s = Sim::new();
+    let first = super::Path {
+        src: DIRECT,
+        oif: 2,
+        via: Some(Ipv4Addr::new(203, 0, 113, 1)),
+    };
+    s.client.on_path(0, Some(first), &mut s.events);
+    s.exchange(&mut Link::default());
+    s.events.clear();
+    let second = super::Path { oif: 3, ..first };
+    s.client.on_path(s.now, Some(second), &mut s.events);
+    assert_eq!(
+        s.events
+            .iter()
+            .filter(|e| matches!(e, Event::Send(_)))
+            .count(),
+        2
+    );
+    assert_eq!(s.client.path(), Some(second));
 }
