@@ -265,6 +265,16 @@ fn mobility(shared: &Shared, peers: &[Option<super::state::Peer>], f: &mut Famil
         "Registration messages the kernel refused to send.",
         one(m.send_failures),
     );
+    f.gauge(
+        "spimux_mobility_last_path_change_timestamp_seconds",
+        "Client: when the last change of the route to the gateway was seen (Unix time).",
+        vec![(vec![], m.last_change_unix)],
+    );
+    f.gauge(
+        "spimux_mobility_last_registration_timestamp_seconds",
+        "Client: when the last registration was accepted (Unix time).",
+        vec![(vec![], m.last_registered_unix)],
+    );
     f.histogram(
         "spimux_mobility_handover_seconds",
         "Client: route change seen to accepted registration reply, per move.",

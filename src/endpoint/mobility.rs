@@ -50,6 +50,16 @@ pub struct MobilityStats {
     pub handover_sum: f64,
     /// Registration messages the kernel refused to send.
     pub send_failures: u64,
+    /// Client: wall-clock time (Unix seconds) the last route change was seen.
+    pub last_change_unix: f64,
+    /// Client: wall-clock time (Unix seconds) the last registration was accepted.
+    pub last_registered_unix: f64,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl MobilityStats {
@@ -286,7 +296,11 @@ impl Mobility {
                 s.nat(d.nat);
             }
         }
-        if d.outcome != Outcome::Accepted && d.outcome != Outcome::AcceptedCopy {
+        // A plain-ESP copy across a NAT is refused by design; anything else is news.
+        if !matches!(
+            d.outcome,
+            Outcome::Accepted | Outcome::AcceptedCopy | Outcome::EncapRefused
+        ) {
             tracing::warn!(peer = %t.name, id = req.id, outcome = d.outcome.label(),
                 from = %arrival.from, "registration refused");
         }
@@ -353,6 +367,7 @@ impl Mobility {
         let mut events = Vec::new();
         core.lock().on_path(now, path, &mut events);
         if !events.is_empty() {
+            self.stats.lock().last_change_unix = unix_now();
             tracing::info!(path = ?path, "route to the gateway changed: registering");
         }
         self.execute(shared, outer, &events, now);
@@ -424,6 +439,7 @@ impl Mobility {
                 } => {
                     let mut s = self.stats.lock();
                     s.accepted += 1;
+                    s.last_registered_unix = unix_now();
                     s.nat(nat);
                     if !initial {
                         s.handover(handover_ms);
@@ -443,6 +459,10 @@ impl Mobility {
     }
 }
 
+/// Longest sleep of the client thread: deadlines set by replies (handled on
+/// the socket threads) are noticed within this.
+const MAX_SLEEP_MS: u64 = 20;
+
 /// Client thread: follows the route to the gateway and drives the state machine.
 pub fn client_loop(shared: &Shared, outer: &Outer, mut watch: RouteWatch) {
     let Some(gw) = shared.mobility.gateway_outer() else {
@@ -459,7 +479,7 @@ pub fn client_loop(shared: &Shared, outer: &Outer, mut watch: RouteWatch) {
     shared.mobility.on_route(shared, outer, r, shared.now());
     let mut wait = 0;
     while !shared.stopping() {
-        match watch.wait(wait.clamp(1, 100) as i32) {
+        match watch.wait(wait.clamp(1, MAX_SLEEP_MS) as i32) {
             Ok(true) => {
                 let r = query(&mut watch);
                 shared.mobility.on_route(shared, outer, r, shared.now());
@@ -473,6 +493,6 @@ pub fn client_loop(shared: &Shared, outer: &Outer, mut watch: RouteWatch) {
         wait = shared
             .mobility
             .poll(shared, outer, shared.now())
-            .unwrap_or(100);
+            .unwrap_or(MAX_SLEEP_MS);
     }
 }

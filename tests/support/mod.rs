@@ -32,6 +32,8 @@ pub fn require_root() -> bool {
 
 pub struct Bed {
     pub p: String,
+    /// Topology script under testbed/.
+    script: &'static str,
     pub dir: PathBuf,
     router: Option<Child>,
     children: Vec<Child>,
@@ -51,11 +53,21 @@ fn unique_prefix() -> String {
 
 impl Bed {
     pub fn up() -> Bed {
+        Bed::up_with("topology.sh")
+    }
+
+    /// The mobility testbed (testbed/mobility.sh).
+    pub fn mobility() -> Bed {
+        Bed::up_with("mobility.sh")
+    }
+
+    fn up_with(script: &'static str) -> Bed {
         let p = unique_prefix();
         let dir = std::env::temp_dir().join(format!("spimux-e2e-{p}"));
         std::fs::create_dir_all(&dir).unwrap();
         let bed = Bed {
             p,
+            script,
             dir,
             router: None,
             children: Vec::new(),
@@ -69,7 +81,7 @@ impl Bed {
         let mut a = vec![args[0], &self.p];
         a.extend_from_slice(&args[1..]);
         let o = Command::new("bash")
-            .arg(format!("{ROOT}/testbed/topology.sh"))
+            .arg(format!("{ROOT}/testbed/{}", self.script))
             .args(&a)
             .output()
             .unwrap();

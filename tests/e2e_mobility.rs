@@ -1,0 +1,436 @@
+//! End-to-end: a mobile spimux client keeps its tunnel to a spimux responder
+//! while it moves between a direct access network and one behind Linux nft
+//! masquerade (testbed/mobility.sh), with a numbered UDP stream running each
+//! way through the tunnel. Then registration attacks from another address.
+//! Needs root; never skipped in CI.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::*;
+
+const GW_INNER: &str = "10.99.0.1";
+const MOBILE_INNER: &str = "10.98.0.5";
+/// The responder's inbound SPI for the mobile (config/responder.toml, peer m1).
+const GW_SPI: &str = "0x9942645c";
+/// Stream: one packet per direction every 2 ms for this long.
+const STREAM_SECS: f64 = 7.0;
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// (seq → send time) and (seq → (send time, receive time)) of one direction.
+struct Direction {
+    sent: Vec<(u64, f64)>,
+    received: HashMap<u64, f64>,
+}
+
+fn read_direction(bed: &Bed, sender: &str, receiver: &str) -> Direction {
+    let read = |f: &str| {
+        let path = bed.dir.join(f);
+        bed.wait_file(&path);
+        std::fs::read_to_string(path).unwrap()
+    };
+    let sent = read(&format!("{sender}.sent"))
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect();
+    let received = read(&format!("{receiver}.received"))
+        .lines()
+        .filter_map(|l| {
+            let v: Vec<&str> = l.split_whitespace().collect();
+            Some((v.first()?.parse().ok()?, v.get(2)?.parse().ok()?))
+        })
+        .collect();
+    Direction { sent, received }
+}
+
+impl Direction {
+    /// Time from `from` to the arrival of the first packet sent at or after it.
+    fn resumed_after(&self, from: f64) -> Option<f64> {
+        self.sent
+            .iter()
+            .filter(|(_, t)| *t >= from)
+            .find_map(|(seq, _)| self.received.get(seq))
+            .map(|r| (r - from).max(0.0))
+    }
+
+    /// Packets sent in [from, to) that never arrived.
+    fn lost_between(&self, from: f64, to: f64) -> usize {
+        self.sent
+            .iter()
+            .filter(|(seq, t)| *t >= from && *t < to && !self.received.contains_key(seq))
+            .count()
+    }
+}
+
+/// What happened on one move.
+struct Move {
+    to: &'static str,
+    blocked: bool,
+    /// Just before / after the `ip` commands that moved the address.
+    t_before: f64,
+    t_after: f64,
+    rreq_tx: f64,
+    rrep_rx: f64,
+    encap: &'static str,
+    nat: &'static str,
+    fell_back: bool,
+    /// Route change seen by the client / registration accepted (Unix time).
+    seen: f64,
+    registered: f64,
+}
+
+fn sample(bed: &Bed, who: &str, s: &str) -> f64 {
+    metric_in(&bed.endpoint_metrics(who), s)
+}
+
+/// Waits (at most 5 s) until the client sends with `encap`.
+fn wait_encap(bed: &Bed, encap: &str) {
+    let s = format!("spimux_tunnel_encapsulation{{peer=\"gateway\",encap=\"{encap}\"}}");
+    let v = bed.wait_endpoint_metric("mob", &s, 1.0);
+    assert_eq!(
+        v,
+        1.0,
+        "client never settled on {encap}:\n{}",
+        bed.log("mob")
+    );
+}
+
+fn gateway_view(bed: &Bed) -> String {
+    bed.endpoint_metrics("gw")
+        .lines()
+        .find(|l| l.starts_with("spimux_sa_info{peer=\"m1\""))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn capture_udp4500(bed: &Bed) -> Child {
+    let path = bed.dir.join("gw.pcap");
+    let mut c = bed
+        .cmd(
+            "gw",
+            &[
+                "timeout",
+                "60",
+                "tcpdump",
+                "-i",
+                &format!("{}g", bed.p),
+                "-U",
+                "-n",
+                "-w",
+                path.to_str().unwrap(),
+                "udp port 4500",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(c.stderr.take().unwrap());
+    while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
+        line.clear();
+    }
+    assert!(line.contains("listening on"), "tcpdump did not start");
+    c
+}
+
+fn stream(bed: &mut Bed, host: &str, bind: &str, peer: &str) {
+    let script = format!("{ROOT}/testbed/mobility_stream.py");
+    let dir = bed.dir.clone();
+    let f = |k: &str| {
+        dir.join(format!("{host}.{k}"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (sent, received) = (f("sent"), f("received"));
+    bed.spawn(
+        host,
+        &[
+            PY,
+            &script,
+            "--bind",
+            &format!("{bind}:7000"),
+            "--peer",
+            &format!("{peer}:7000"),
+            "--interval-ms",
+            "2",
+            "--duration",
+            &STREAM_SECS.to_string(),
+            "--sent",
+            &sent,
+            "--received",
+            &received,
+        ],
+    );
+}
+
+#[test]
+fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::mobility();
+    let p = bed.p.clone();
+    let topo = |args: &[&str]| {
+        let mut a = vec![args[0], p.as_str()];
+        a.extend_from_slice(&args[1..]);
+        let o = std::process::Command::new("bash")
+            .arg(format!("{ROOT}/testbed/mobility.sh"))
+            .args(&a)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "mobility.sh {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let responder = std::path::PathBuf::from(format!("{ROOT}/config/responder.toml"));
+    let mobile = std::path::PathBuf::from(format!("{ROOT}/config/mobile.toml"));
+    bed.start_endpoint("gw", "gw", "responder", &responder, 9781);
+    topo(&["move", "direct"]);
+    bed.start_endpoint("mob", "mob", "client", &mobile, 9782);
+    // First registration: a direct path, untranslated, passes protocol 50.
+    wait_encap(&bed, "esp");
+    let mut cap = capture_udp4500(&bed);
+    stream(&mut bed, "mob", MOBILE_INNER, GW_INNER);
+    stream(&mut bed, "gw", GW_INNER, MOBILE_INNER);
+    let stream_end = now() + STREAM_SECS;
+    std::thread::sleep(Duration::from_millis(600));
+
+    let plan: [(&str, bool); 4] = [
+        ("nat", false),
+        ("direct", false),
+        ("nat", false),
+        ("direct", true),
+    ];
+    let mut moves = Vec::new();
+    for (to, blocked) in plan {
+        if blocked {
+            topo(&["block-esp", "on"]);
+        }
+        let m = |s: &str| sample(&bed, "mob", s);
+        let rreq0 = m("spimux_mobility_messages_total{type=\"rreq\",direction=\"tx\"}");
+        let rrep0 = m("spimux_mobility_messages_total{type=\"rrep\",direction=\"rx\"}");
+        let acc0 = m("spimux_mobility_registrations_total{result=\"accepted\"}");
+        let napt0 = m("spimux_mobility_nat_detected_total{kind=\"address_and_port\"}");
+        let fb0 = m("spimux_mobility_fallbacks_total");
+        let t_before = now();
+        topo(&["move", to]);
+        let t_after = now();
+        bed.wait_endpoint_metric(
+            "mob",
+            "spimux_mobility_registrations_total{result=\"accepted\"}",
+            acc0 + 1.0,
+        );
+        let expect = match (to, blocked) {
+            ("direct", false) => "esp",
+            _ => "udp",
+        };
+        if blocked {
+            bed.wait_endpoint_metric("mob", "spimux_mobility_fallbacks_total", fb0 + 1.0);
+        }
+        wait_encap(&bed, expect);
+        // Let the stream run on the new path before the next move.
+        std::thread::sleep(Duration::from_millis(700));
+        let m = |s: &str| sample(&bed, "mob", s);
+        moves.push(Move {
+            to,
+            blocked,
+            t_before,
+            t_after,
+            rreq_tx: m("spimux_mobility_messages_total{type=\"rreq\",direction=\"tx\"}") - rreq0,
+            rrep_rx: m("spimux_mobility_messages_total{type=\"rrep\",direction=\"rx\"}") - rrep0,
+            encap: expect,
+            nat: if m("spimux_mobility_nat_detected_total{kind=\"address_and_port\"}") > napt0 {
+                "address_and_port"
+            } else {
+                "none"
+            },
+            fell_back: m("spimux_mobility_fallbacks_total") > fb0,
+            seen: m("spimux_mobility_last_path_change_timestamp_seconds"),
+            registered: m("spimux_mobility_last_registration_timestamp_seconds"),
+        });
+        // The gateway agrees on where and how to send.
+        let view = gateway_view(&bed);
+        assert!(
+            view.contains(&format!("encap=\"{expect}\"")),
+            "gateway after move to {to}: {view}"
+        );
+        let addr = if to == "direct" {
+            "203.0.113.10:"
+        } else {
+            "203.0.113.66:"
+        };
+        assert!(view.contains(addr), "gateway after move to {to}: {view}");
+    }
+    assert!(
+        now() < stream_end,
+        "the moves outlasted the stream; raise STREAM_SECS"
+    );
+
+    // Wait for both streams to finish and write their logs.
+    while now() < stream_end + 1.0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let up = read_direction(&bed, "mob", "gw");
+    let down = read_direction(&bed, "gw", "mob");
+    println!("Per move. ip: duration of the `ip -batch` that moved the address (its start is t0).");
+    println!("seen: t0 → client saw the route change (rtnetlink; upper bound of the notice time).");
+    println!("reg: change seen → registration reply in. up/down: address usable (end of ip) →");
+    println!(
+        "first packet sent after it arrives, client→server / server→client. lost: whole move."
+    );
+    println!(
+        "{:<30} {:>4} {:>4} {:>5} {:>16} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>5}",
+        "move",
+        "RREQ",
+        "RREP",
+        "encap",
+        "NAT",
+        "ip ms",
+        "seen",
+        "reg",
+        "up",
+        "down",
+        "lost↑",
+        "lost↓"
+    );
+    for (i, m) in moves.iter().enumerate() {
+        let until = moves.get(i + 1).map_or(stream_end, |n| n.t_before);
+        let resumed_up = up.resumed_after(m.t_after);
+        let resumed_down = down.resumed_after(m.t_after);
+        let label = format!(
+            "→ {}{}{}",
+            m.to,
+            if m.blocked { " (ESP blocked)" } else { "" },
+            if m.fell_back { " fallback" } else { "" }
+        );
+        let ms = |v: Option<f64>| v.map_or("never".to_string(), |s| format!("{:.2}", s * 1000.0));
+        println!(
+            "{:<30} {:>4} {:>4} {:>5} {:>16} {:>6.2} {:>6.2} {:>6.2} {:>6} {:>6} {:>5} {:>5}",
+            label,
+            m.rreq_tx,
+            m.rrep_rx,
+            m.encap,
+            m.nat,
+            (m.t_after - m.t_before) * 1000.0,
+            (m.seen - m.t_before) * 1000.0,
+            (m.registered - m.seen) * 1000.0,
+            ms(resumed_up),
+            ms(resumed_down),
+            up.lost_between(m.t_before, until),
+            down.lost_between(m.t_before, until),
+        );
+        assert!(
+            m.seen >= m.t_before && m.registered >= m.seen,
+            "{label}: the client saw this move and registered after it"
+        );
+        assert!(
+            resumed_up.is_some(),
+            "client→server never resumed after {label}"
+        );
+        assert!(
+            resumed_down.is_some(),
+            "server→client never resumed after {label}"
+        );
+        if m.to == "nat" {
+            assert_eq!(m.nat, "address_and_port", "{label}: NAPT reported");
+        } else {
+            assert_eq!(m.nat, "none", "{label}: direct path untranslated");
+        }
+        assert_eq!(
+            m.fell_back, m.blocked,
+            "{label}: fallback exactly when ESP is blocked"
+        );
+        // Not a timing assertion: once the reply is in, nothing is lost.
+        let settled = m.t_after + 0.3;
+        println!(
+            "    server→client packets lost after the path settled (t+300 ms): {}",
+            down.lost_between(settled, until)
+        );
+    }
+
+    // Attacks from another address (the core router's 203.0.113.1).
+    let _ = cap.kill();
+    let _ = cap.wait();
+    let before_view = gateway_view(&bed);
+    let g = |s: &str| sample(&bed, "gw", s);
+    let replay0 = g("spimux_tunnel_replay_drops_total{peer=\"m1\"}");
+    let auth0 = g("spimux_tunnel_auth_failures_total{peer=\"m1\"}");
+    let accepted0 = g("spimux_mobility_registrations_total{result=\"accepted\"}");
+    let script = format!("{ROOT}/testbed/mobility_attack.py");
+    let pcap = bed.dir.join("gw.pcap");
+    let out = bed.ok(
+        "core",
+        &[
+            PY,
+            &script,
+            "replay",
+            "--spi",
+            GW_SPI,
+            "--src",
+            "203.0.113.1",
+            "--dst",
+            "198.51.100.69",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    println!("replay of a captured RREQ from 203.0.113.1: {}", out.trim());
+    assert!(out.contains("\"replayed\": true"), "{out}");
+    let out = bed.ok(
+        "core",
+        &[
+            PY,
+            &script,
+            "forge",
+            "--spi",
+            GW_SPI,
+            "--src",
+            "203.0.113.1",
+            "--dst",
+            "198.51.100.69",
+        ],
+    );
+    assert!(out.contains("\"forged\": true"), "{out}");
+    let replay = bed.wait_endpoint_metric(
+        "gw",
+        "spimux_tunnel_replay_drops_total{peer=\"m1\"}",
+        replay0 + 1.0,
+    );
+    let auth = bed.wait_endpoint_metric(
+        "gw",
+        "spimux_tunnel_auth_failures_total{peer=\"m1\"}",
+        auth0 + 1.0,
+    );
+    println!(
+        "gateway: replayed RREQ → replay drops {replay0} → {replay}; forged RREQ → auth failures {auth0} → {auth}"
+    );
+    assert_eq!(replay, replay0 + 1.0);
+    assert_eq!(auth, auth0 + 1.0);
+    assert_eq!(gateway_view(&bed), before_view, "the SA did not move");
+    assert_eq!(
+        g("spimux_mobility_registrations_total{result=\"accepted\"}"),
+        accepted0
+    );
+    // And the tunnel still carries traffic.
+    let ping = bed.ok(
+        "mob",
+        &["ping", "-c", "3", "-i", "0.1", "-W", "2", GW_INNER],
+    );
+    assert!(ping.contains(" 0% packet loss"), "{ping}");
+}
