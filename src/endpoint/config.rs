@@ -586,6 +586,45 @@ mod tests {
     }
 
     #[test]
+    fn mobility_defaults_and_field_errors() {
+        let mut p = peer("gw", "10.99.0.0/24", Some(0x1000), 0x2000);
+        p.remote = Some("198.51.100.69".into());
+        let mut c = cfg(vec![p]);
+        c.tun.address = "10.98.0.5/32".parse().unwrap();
+        assert!(!c.mobility.enabled_for(Role::Client));
+        assert!(c.mobility.enabled_for(Role::Responder));
+        c.mobility.enabled = Some(true);
+        assert_eq!(
+            resolve(&c, Role::Client).unwrap_err().field,
+            "mobility.gateway"
+        );
+        c.mobility.gateway = Some("10.98.0.5".parse().unwrap());
+        assert_eq!(
+            resolve(&c, Role::Client).unwrap_err().field,
+            "mobility.gateway",
+            "its own address"
+        );
+        c.mobility.gateway = Some("10.99.0.1".parse().unwrap());
+        assert!(resolve(&c, Role::Client).is_ok());
+        c.mobility.max_rto_ms = 10;
+        assert_eq!(
+            resolve(&c, Role::Client).unwrap_err().field,
+            "mobility.initial_rto_ms"
+        );
+        c.mobility.port = 0;
+        assert_eq!(
+            resolve(&c, Role::Client).unwrap_err().field,
+            "mobility.port"
+        );
+        // A misspelt key is refused, not ignored.
+        let e = toml::from_str::<EndpointConfig>(
+            "[tun]\naddress = \"10.98.0.5/32\"\n[mobility]\nenabled = true\ngatway = \"10.99.0.1\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("gatway"), "{e}");
+    }
+
+    #[test]
     fn parses_keys() {
         let k = parse_key(&"ab".repeat(36)).unwrap();
         assert_eq!(k.key.len(), 32);

@@ -230,13 +230,11 @@ impl Mobility {
                 let reg = regs.get(tunnel).ok_or(TunnelDrop::ControlMalformed)?;
                 self.gateway_request(shared, outer, tunnel, reg, &req, ip.src(), arrival, *policy)
             }
-            (Agent::Client { .. }, Message::Rrep(rrep)) => {
+            (Agent::Client { core, .. }, Message::Rrep(rrep)) => {
                 self.stats.lock().rrep_rx += 1;
                 let mut events = Vec::new();
-                if let Agent::Client { core, .. } = &self.agent {
-                    core.lock()
-                        .on_reply(now, &rrep, to_wire(arrival.encap), &mut events);
-                }
+                core.lock()
+                    .on_reply(now, &rrep, to_wire(arrival.encap), &mut events);
                 self.execute(shared, outer, &events, now);
                 Ok(())
             }
