@@ -365,7 +365,9 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
     }
 
     // Attacks from another address (the core router's 203.0.113.1).
-    let _ = cap.kill();
+    // SIGTERM reaches tcpdump through `timeout`, which flushes the capture and exits.
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(cap.id() as i32, libc::SIGTERM) };
     let _ = cap.wait();
     let before_view = gateway_view(&bed);
     let g = |s: &str| sample(&bed, "gw", s);
