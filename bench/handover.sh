@@ -10,28 +10,17 @@
 # usage: bench/handover.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 bash testbed/install-deps.sh
-have() { command -v "$1" >/dev/null 2>&1; }
-if ! [ -x /usr/lib/ipsec/charon ] || ! have swanctl || ! [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan strongswan-swanctl libcharon-extra-plugins >/dev/null
-fi
+ensure_strongswan
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/spimux
 SW=$PWD/bench/strongswan
 PY=/usr/bin/python3
 P=hb$(printf '%04x' $((RANDOM % 65536)))
 RUN=$(mktemp -d /tmp/spimux-handover-XXXX)
-PIDS=()
-stop_all() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
 cleanup() { stop_all; bash testbed/mobility.sh down "$P"; [ -n "${KEEP:-}" ] || rm -rf "$RUN"; }
 trap cleanup EXIT INT TERM
-x() { ip netns exec "$@"; }  # foreground only: `$!` of a function is a subshell
-wait_file() { for _ in $(seq 300); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; return 1; }
-wait_metrics() { for _ in $(seq 100); do x "$1" curl -sf -o /dev/null "http://127.0.0.1:$2/metrics" && return 0; sleep 0.05; done; return 1; }
 now() { date +%s.%N; }
 
 STREAM_SECS=9
@@ -76,12 +65,8 @@ bash testbed/mobility.sh move "$P" direct
 # strongSwan MOBIKE: inner addresses on lo, charon per namespace with a private /run.
 x "${P}mob" ip addr add 10.98.0.5/32 dev lo
 x "${P}gw" ip addr add 10.99.0.1/32 dev lo
-ip netns exec "${P}gw" timeout 120 unshare -m "$SW/run-charon.sh" responder "$SW/mobile-responder.conf" "$RUN/r.ready" >"$RUN/charon-r.log" 2>&1 &
-PIDS+=($!)
-wait_file "$RUN/r.ready"
-ip netns exec "${P}mob" timeout 120 unshare -m "$SW/run-charon.sh" initiator "$SW/mobile-initiator.conf" "$RUN/i.ready" >"$RUN/charon-i.log" 2>&1 &
-PIDS+=($!)
-wait_file "$RUN/i.ready"
+start_charon "${P}gw" responder "$SW/mobile-responder.conf" "$RUN"
+start_charon "${P}mob" initiator "$SW/mobile-initiator.conf" "$RUN"
 x "${P}mob" ping -c 2 -i 0.2 -W 2 -I 10.98.0.5 10.99.0.1 >/dev/null
 run strongswan
 stop_all
@@ -91,4 +76,4 @@ echo "packet sent after it arriving (stream: 1 packet / 2 ms each way); loss ove
 $PY bench/handover_report.py "$RUN/spimux" "spimux registration (config/mobile.toml)" "$RUN/spimux/moves"
 sed 's/^/    /' "$RUN/spimux/metrics"
 $PY bench/handover_report.py "$RUN/strongswan" "strongSwan 5.9 MOBIKE, kernel-libipsec" "$RUN/strongswan/moves"
-grep -cE 'UPDATE_SA_ADDRESSES|update SA|MOBIKE' "$RUN/charon-i.log" | sed 's/^/    charon log lines about MOBIKE updates: /' || true
+grep -cE 'UPDATE_SA_ADDRESSES|update SA|MOBIKE' "$RUN/charon-initiator.log" | sed 's/^/    charon log lines about MOBIKE updates: /' || true

@@ -11,29 +11,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10} STREAMS=${2:-1}
+source bench/lib.sh
 bash testbed/install-deps.sh
-have() { command -v "$1" >/dev/null 2>&1; }
-if ! [ -x /usr/lib/ipsec/charon ] || ! have swanctl || ! [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan strongswan-swanctl libcharon-extra-plugins >/dev/null
-fi
+ensure_strongswan
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/spimux
 SW=$PWD/bench/strongswan
 P=st$(printf '%04x' $((RANDOM % 65536)))
 RUN=$(mktemp -d /tmp/spimux-tbench-XXXX)
-PIDS=()
 ROUTER=
-stop_all() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
 cleanup() { stop_all; kill "$ROUTER" 2>/dev/null || true; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
 trap cleanup EXIT INT TERM
 bash testbed/topology.sh up "$P"
-x() { ip netns exec "$@"; }
-wait_file() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; return 1; }
-wait_metrics() { for _ in $(seq 100); do x "$1" curl -sf -o /dev/null "http://127.0.0.1:$2/metrics" && return 0; sleep 0.05; done; return 1; }
 
 ip netns exec "${P}rt" "$BIN" router --config config/router.toml --inside-interface "${P}ri" --outside-interface "${P}ro" >"$RUN/router.log" 2>&1 &
 ROUTER=$!
@@ -51,12 +40,8 @@ iperf() {  # prints receiver Mbit/s
 # strongSwan: inner addresses on lo, charon per namespace with a private /run.
 x "${P}h1" ip addr add 10.98.0.2/32 dev lo
 x "${P}srv" ip addr add 10.99.0.1/24 dev lo
-ip netns exec "${P}srv" timeout 300 unshare -m "$SW/run-charon.sh" responder "$SW/responder.conf" "$RUN/r.ready" >"$RUN/charon-r.log" 2>&1 &
-PIDS+=($!)
-wait_file "$RUN/r.ready"
-ip netns exec "${P}h1" timeout 300 unshare -m "$SW/run-charon.sh" initiator "$SW/initiator.conf" "$RUN/i.ready" >"$RUN/charon-i.log" 2>&1 &
-PIDS+=($!)
-wait_file "$RUN/i.ready"
+start_charon "${P}srv" responder "$SW/responder.conf" "$RUN"
+start_charon "${P}h1" initiator "$SW/initiator.conf" "$RUN"
 x "${P}h1" ping -c 2 -i 0.2 -W 2 -I 10.98.0.2 10.99.0.1 >/dev/null
 sw=$(iperf)
 stop_all

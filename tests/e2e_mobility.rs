@@ -7,8 +7,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::*;
 
@@ -115,37 +113,6 @@ fn gateway_view(bed: &Bed) -> String {
         .to_string()
 }
 
-fn capture_udp4500(bed: &Bed) -> Child {
-    let path = bed.dir.join("gw.pcap");
-    let mut c = bed
-        .cmd(
-            "gw",
-            &[
-                "timeout",
-                "60",
-                "tcpdump",
-                "-i",
-                &format!("{}g", bed.p),
-                "-U",
-                "-n",
-                "-w",
-                path.to_str().unwrap(),
-                "udp port 4500",
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut err = BufReader::new(c.stderr.take().unwrap());
-    while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
-        line.clear();
-    }
-    assert!(line.contains("listening on"), "tcpdump did not start");
-    c
-}
-
 fn stream(bed: &mut Bed, host: &str, bind: &str, peer: &str) {
     let script = format!("{ROOT}/testbed/mobility_stream.py");
     let dir = bed.dir.clone();
@@ -183,29 +150,20 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
         return;
     }
     let mut bed = Bed::mobility();
-    let p = bed.p.clone();
-    let topo = |args: &[&str]| {
-        let mut a = vec![args[0], p.as_str()];
-        a.extend_from_slice(&args[1..]);
-        let o = std::process::Command::new("bash")
-            .arg(format!("{ROOT}/testbed/mobility.sh"))
-            .args(&a)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "mobility.sh {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
     let responder = std::path::PathBuf::from(format!("{ROOT}/config/responder.toml"));
     let mobile = std::path::PathBuf::from(format!("{ROOT}/config/mobile.toml"));
     bed.start_endpoint("gw", "gw", "responder", &responder, 9781);
-    topo(&["move", "direct"]);
+    bed.topology(&["move", "direct"]);
     bed.start_endpoint("mob", "mob", "client", &mobile, 9782);
     // First registration: a direct path, untranslated, passes protocol 50.
     wait_encap(&bed, "esp");
-    let mut cap = capture_udp4500(&bed);
+    let mut cap = bed.capture(
+        "gw",
+        &format!("{}g", bed.p),
+        "udp port 4500",
+        None,
+        "gw.pcap",
+    );
     stream(&mut bed, "mob", MOBILE_INNER, GW_INNER);
     stream(&mut bed, "gw", GW_INNER, MOBILE_INNER);
     let stream_end = now() + STREAM_SECS;
@@ -220,7 +178,7 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
     let mut moves = Vec::new();
     for (to, blocked) in plan {
         if blocked {
-            topo(&["block-esp", "on"]);
+            bed.topology(&["block-esp", "on"]);
         }
         let m = |s: &str| sample(&bed, "mob", s);
         let rreq0 = m("spimux_mobility_messages_total{type=\"rreq\",direction=\"tx\"}");
@@ -229,7 +187,7 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
         let napt0 = m("spimux_mobility_nat_detected_total{kind=\"address_and_port\"}");
         let fb0 = m("spimux_mobility_fallbacks_total");
         let t_before = now();
-        topo(&["move", to]);
+        bed.topology(&["move", to]);
         let t_after = now();
         bed.wait_endpoint_metric(
             "mob",
@@ -365,10 +323,8 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
     }
 
     // Attacks from another address (the core router's 203.0.113.1).
-    // SIGTERM reaches tcpdump through `timeout`, which flushes the capture and exits.
-    // SAFETY: signalling our own child by PID.
-    unsafe { libc::kill(cap.id() as i32, libc::SIGTERM) };
-    let _ = cap.wait();
+    // SIGTERM reaches tcpdump through `timeout`: it flushes the capture and exits.
+    terminate(&mut cap);
     let before_view = gateway_view(&bed);
     let g = |s: &str| sample(&bed, "gw", s);
     let replay0 = g("spimux_tunnel_replay_drops_total{peer=\"m1\"}");
@@ -376,38 +332,25 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
     let accepted0 = g("spimux_mobility_registrations_total{result=\"accepted\"}");
     let script = format!("{ROOT}/testbed/mobility_attack.py");
     let pcap = bed.dir.join("gw.pcap");
-    let out = bed.ok(
-        "core",
-        &[
+    let attack = |mode: &str, extra: &[&str]| {
+        let mut args = vec![
             PY,
             &script,
-            "replay",
+            mode,
             "--spi",
             GW_SPI,
             "--src",
             "203.0.113.1",
             "--dst",
             "198.51.100.69",
-            "--pcap",
-            pcap.to_str().unwrap(),
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        bed.ok("core", &args)
+    };
+    let out = attack("replay", &["--pcap", pcap.to_str().unwrap()]);
     println!("replay of a captured RREQ from 203.0.113.1: {}", out.trim());
     assert!(out.contains("\"replayed\": true"), "{out}");
-    let out = bed.ok(
-        "core",
-        &[
-            PY,
-            &script,
-            "forge",
-            "--spi",
-            GW_SPI,
-            "--src",
-            "203.0.113.1",
-            "--dst",
-            "198.51.100.69",
-        ],
-    );
+    let out = attack("forge", &[]);
     assert!(out.contains("\"forged\": true"), "{out}");
     let replay = bed.wait_endpoint_metric(
         "gw",

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use support::*;
@@ -140,40 +139,6 @@ fn upload_both(bed: &mut Bed, mb: usize) {
     }
 }
 
-/// Starts tcpdump in `host` on `iface` and returns once it is capturing.
-fn capture(bed: &Bed, host: &str, iface: &str, filter: &str, count: u32, file: &str) -> Child {
-    let path = bed.dir.join(file);
-    let mut c = bed
-        .cmd(
-            host,
-            &[
-                "timeout",
-                "30",
-                "tcpdump",
-                "-i",
-                iface,
-                "-U",
-                "-n",
-                "-c",
-                &count.to_string(),
-                "-w",
-                path.to_str().unwrap(),
-                filter,
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut err = BufReader::new(c.stderr.take().unwrap());
-    while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
-        line.clear();
-    }
-    assert!(line.contains("listening on"), "tcpdump did not start");
-    c
-}
-
 /// Decrypts a capture with tshark and the configured keys; returns
 /// (packets with a good ICV per SPI, packets with a bad ICV, inner ICMP count).
 fn tshark_decrypt(bed: &Bed, file: &str, extra: &[&str]) -> (Vec<(String, usize)>, usize, usize) {
@@ -251,7 +216,7 @@ fn plain_esp_tunnels_from_both_hosts_through_spimux() {
     bed.start_router("");
     start_tunnels(&mut bed, "none");
     // Capture the outer packets between the router and the WAN for tshark.
-    let mut cap = capture(&bed, "wan", &format!("{}wr", bed.p), "esp", 80, "esp.pcap");
+    let mut cap = bed.capture("wan", &format!("{}wr", bed.p), "esp", Some(80), "esp.pcap");
     let pings = ping_both(&bed, 40);
     for (p, (h, _)) in pings.iter().zip(HOSTS) {
         assert!(p.contains(" 0% packet loss"), "{h}: {p}");
@@ -305,12 +270,11 @@ fn udp_encapsulated_tunnels_from_both_hosts_through_spimux() {
     let mut bed = Bed::up();
     bed.start_router("");
     start_tunnels(&mut bed, "udp");
-    let mut cap = capture(
-        &bed,
+    let mut cap = bed.capture(
         "wan",
         &format!("{}wr", bed.p),
         "udp port 4500",
-        40,
+        Some(40),
         "udp.pcap",
     );
     let pings = ping_both(&bed, 20);

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -162,6 +163,38 @@ impl Bed {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("nothing listens on {kind} port {port} in {host}");
+    }
+
+    /// Starts tcpdump in `host` on `iface` writing `file` in the bed's directory
+    /// (`count` packets, or until stopped with `terminate`) and returns once it is capturing.
+    pub fn capture(
+        &self,
+        host: &str,
+        iface: &str,
+        filter: &str,
+        count: Option<u32>,
+        file: &str,
+    ) -> Child {
+        let path = self.dir.join(file);
+        let count = count.map(|c| c.to_string());
+        let mut args = vec!["timeout", "60", "tcpdump", "-i", iface, "-U", "-n"];
+        if let Some(c) = &count {
+            args.extend(["-c", c.as_str()]);
+        }
+        args.extend(["-w", path.to_str().unwrap(), filter]);
+        let mut c = self
+            .cmd(host, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut err = BufReader::new(c.stderr.take().unwrap());
+        while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
+            line.clear();
+        }
+        assert!(line.contains("listening on"), "tcpdump did not start");
+        c
     }
 
     /// Waits (at most 10 s) until `path` exists.
@@ -387,7 +420,7 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 }
 
 /// SIGTERM (which `timeout` forwards to its command), then SIGKILL after 3 s.
-fn terminate(c: &mut Child) -> bool {
+pub fn terminate(c: &mut Child) -> bool {
     // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
     let t0 = Instant::now();

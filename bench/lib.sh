@@ -1,0 +1,30 @@
+# Shared by the bench scripts (sourced; run from the repository root, as root).
+# Background processes are started with `ip netns exec` directly and their PIDs
+# kept in PIDS, so stop_all stops exactly what the script started.
+
+PIDS=()
+have() { command -v "$1" >/dev/null 2>&1; }
+x() { ip netns exec "$@"; }  # foreground only: `$!` of a function is a subshell
+wait_file() { for _ in $(seq 300); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; return 1; }
+wait_metrics() { for _ in $(seq 100); do x "$1" curl -sf -o /dev/null "http://127.0.0.1:$2/metrics" && return 0; sleep 0.05; done; return 1; }
+stop_all() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+
+# strongSwan's charon with kernel-libipsec (installed on first use).
+ensure_strongswan() {
+  if ! [ -x /usr/lib/ipsec/charon ] || ! have swanctl || ! [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan strongswan-swanctl libcharon-extra-plugins >/dev/null
+  fi
+}
+
+# start_charon NS ROLE CONF RUNDIR: charon in NS with a private /run, config
+# loaded (and the tunnel up, for the initiator) before it returns.
+start_charon() {
+  local ns=$1 role=$2 conf=$3 run=$4
+  ip netns exec "$ns" timeout 300 unshare -m "$PWD/bench/strongswan/run-charon.sh" "$role" "$conf" "$run/$role.ready" >"$run/charon-$role.log" 2>&1 &
+  PIDS+=($!)
+  wait_file "$run/$role.ready"
+}
