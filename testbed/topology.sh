@@ -9,6 +9,13 @@
 # PREFIX (2..7 chars, [a-z0-9]) starts every namespace and link name, so a run
 # removes exactly its own. The router namespace gets no kernel IPs and
 # ip_forward=0: only spimux answers and forwards (unless kernel-nat on).
+#
+# OFFLOADS=on (default) | off sets every testbed link's offloads deliberately:
+#   on   tx checksum, SG, TSO, GSO and UDP segmentation on, GRO off — what a
+#        virtual link or a modern NIC does: frames reach the router with partial
+#        checksums and as GSO super-frames of up to 64 KiB;
+#   off  all of them off: every hop sends finished, MTU-sized packets.
+# The router's own two interfaces are left to spimux (dataplane.disable_offloads).
 set -euo pipefail
 
 cmd=${1:?usage: topology.sh up|down|kernel-nat|names PREFIX}
@@ -26,8 +33,14 @@ quiet_ns() {  # no IPv6 chatter, no martian surprises
   x "$1" ip link set lo up
 }
 
-offloads_off() {  # deterministic checksums: senders compute full checksums, receivers verify them
-  x "$1" ethtool -K "$2" tx off rx off gro off gso off tso off sg off >/dev/null 2>&1 || true
+OFFLOADS=${OFFLOADS:-on}
+[[ $OFFLOADS =~ ^(on|off)$ ]] || { echo "OFFLOADS must be on or off" >&2; exit 2; }
+offloads() {  # NS DEV: apply $OFFLOADS; receivers always verify checksums in software (rx off)
+  if [ "$OFFLOADS" = on ]; then
+    x "$1" ethtool -K "$2" rx off gro off tx on sg on tso on gso on tx-udp-segmentation on >/dev/null
+  else
+    x "$1" ethtool -K "$2" tx off rx off gro off gso off tso off sg off >/dev/null
+  fi
 }
 
 up() {
@@ -40,22 +53,22 @@ up() {
   ip link add ${P}a netns "$H1" type veth peer name ${P}a1 netns "$LAN"
   ip link add ${P}b netns "$H2" type veth peer name ${P}b1 netns "$LAN"
   ip link add "$RT_IN" netns "$RT" type veth peer name ${P}rl netns "$LAN"
-  for l in ${P}a1 ${P}b1 ${P}rl; do x "$LAN" ip link set "$l" master ${P}br up; offloads_off "$LAN" "$l"; done
+  for l in ${P}a1 ${P}b1 ${P}rl; do x "$LAN" ip link set "$l" master ${P}br up; offloads "$LAN" "$l"; done
   x "$H1" ip addr add 10.6.1.2/24 dev ${P}a; x "$H1" ip link set ${P}a up; x "$H1" ip route add default via 10.6.1.1
   x "$H2" ip addr add 10.6.1.3/24 dev ${P}b; x "$H2" ip link set ${P}b up; x "$H2" ip route add default via 10.6.1.1
-  offloads_off "$H1" ${P}a; offloads_off "$H2" ${P}b
+  offloads "$H1" ${P}a; offloads "$H2" ${P}b
   # router: links up, no addresses, no forwarding
   ip link add "$RT_OUT" netns "$RT" type veth peer name ${P}wr netns "$WAN"
   x "$RT" ip link set "$RT_IN" up
   x "$RT" ip link set "$RT_OUT" up
   x "$RT" sysctl -qw net.ipv4.ip_forward=0
   # WAN router
-  x "$WAN" ip addr add 203.0.113.1/24 dev ${P}wr; x "$WAN" ip link set ${P}wr up; offloads_off "$WAN" ${P}wr
+  x "$WAN" ip addr add 203.0.113.1/24 dev ${P}wr; x "$WAN" ip link set ${P}wr up; offloads "$WAN" ${P}wr
   ip link add ${P}ws netns "$WAN" type veth peer name ${P}s netns "$SRV"
-  x "$WAN" ip addr add 198.51.100.1/24 dev ${P}ws; x "$WAN" ip link set ${P}ws up; offloads_off "$WAN" ${P}ws
+  x "$WAN" ip addr add 198.51.100.1/24 dev ${P}ws; x "$WAN" ip link set ${P}ws up; offloads "$WAN" ${P}ws
   x "$WAN" sysctl -qw net.ipv4.ip_forward=1
   # server
-  x "$SRV" ip addr add 198.51.100.69/24 dev ${P}s; x "$SRV" ip link set ${P}s up; offloads_off "$SRV" ${P}s
+  x "$SRV" ip addr add 198.51.100.69/24 dev ${P}s; x "$SRV" ip link set ${P}s up; offloads "$SRV" ${P}s
   x "$SRV" ip route add default via 198.51.100.1
 }
 

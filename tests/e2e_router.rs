@@ -381,23 +381,23 @@ fn per_host_limit_stops_a_flood_without_starving_the_other_host() {
 }
 
 #[test]
-fn partial_checksums_from_offloading_senders_are_completed() {
+fn offloaded_frames_keep_their_offload_state_through_the_router() {
     if !require_root() {
         return;
     }
     let mut bed = Bed::up();
     bed.start_router("");
-    // h1 hands its TCP/UDP checksums to "hardware": on veth they reach the router partial
-    // (TP_STATUS_CSUMNOTREADY). The server verifies checksums in software (rx offload off).
-    // Offload must be on along the whole path: a device with tx checksumming off completes the sum.
-    bed.ok("h1", &["ethtool", "-K", &format!("{}a", bed.p), "tx", "on"]);
+    // The testbed's links offload (OFFLOADS=on): h1's TCP reaches the router as TSO
+    // super-frames and its UDP with partial checksums. The WAN router's link to the
+    // server finishes checksums in software (tx off), and the server verifies every
+    // one (rx off): a wrong partial sum after translation shows up as InCsumErrors.
     bed.ok(
-        "lan",
-        &["ethtool", "-K", &format!("{}rl", bed.p), "tx", "on"],
+        "wan",
+        &["ethtool", "-K", &format!("{}ws", bed.p), "tx", "off"],
     );
     bed.udp_echo_server();
     let up = bed.dir.join("upload");
-    let data: Vec<u8> = (0..1_000_000u32)
+    let data: Vec<u8> = (0..4_000_000u32)
         .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
         .collect();
     std::fs::write(&up, &data).unwrap();
@@ -409,7 +409,6 @@ fn partial_checksums_from_offloading_senders_are_completed() {
     bed.spawn("srv", &["sh", "-c", &sink]);
     bed.wait_listening("srv", "t", 7000);
     assert_eq!(bed.udp_echo("h1", "partial"), "partial");
-    // A 1 MB TCP upload: every data segment leaves h1 with a partial checksum.
     bed.ok(
         "h1",
         &[
@@ -432,11 +431,32 @@ fn partial_checksums_from_offloading_senders_are_completed() {
         want.split_whitespace().next(),
         "upload intact"
     );
+    let nstat = bed.ok(
+        "srv",
+        &["nstat", "-az", "TcpInCsumErrors", "UdpInCsumErrors"],
+    );
+    let errors: u64 = nstat
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(errors, 0, "server saw checksum errors:\n{nstat}");
     // Counters reach /metrics up to a publish interval after the packets.
-    bed.wait_metric("spimux_checksums_completed_total", 10.0);
-    let completed = bed.metric("spimux_checksums_completed_total");
+    bed.wait_metric("spimux_offload_frames_total{kind=\"gso\"}", 1.0);
+    let gso = bed.metric("spimux_offload_frames_total{kind=\"gso\"}");
+    let segments = bed.metric("spimux_gso_segments_total");
+    let partial = bed.metric("spimux_offload_frames_total{kind=\"partial_checksum\"}");
+    println!("forwarded: {gso} GSO super-frames ({segments} segments), {partial} partial-checksum frames");
+    assert!(segments > gso, "super-frames stand for several segments");
     assert!(
-        completed >= 10.0,
-        "the router completed partial checksums (completed {completed})"
+        partial >= 1.0,
+        "the UDP echo left h1 with a partial checksum"
+    );
+    assert_eq!(
+        bed.metric("spimux_drops_total{reason=\"offload_mismatch\"}"),
+        0.0
+    );
+    assert_eq!(
+        bed.metric("spimux_drops_total{reason=\"mtu_exceeded\"}"),
+        0.0
     );
 }

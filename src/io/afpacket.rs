@@ -1,8 +1,10 @@
 //! Raw AF_PACKET backend: batched `recvmmsg`/`sendmmsg`, PACKET_FANOUT,
-//! PACKET_IGNORE_OUTGOING, PACKET_AUXDATA (partial-checksum flag) and
+//! PACKET_IGNORE_OUTGOING, PACKET_VNET_HDR (offload state in both directions,
+//! see [`super::offload`]), PACKET_AUXDATA (stripped VLAN tags) and
 //! SO_RCVBUFFORCE. Transmit sockets are bound with protocol 0 so they never
 //! receive, which keeps the fanout group the only reader of each interface.
 
+use super::offload::{Offload, VNET_HDR_LEN};
 use super::sys::{set_rcvbuf, setopt, wait_readable, MmsgTx};
 use super::{Backend, FrameRx, FrameTx, RxBatch, RxFlags};
 use std::io;
@@ -11,12 +13,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_AUXDATA: libc::c_int = 8;
+const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_FANOUT: libc::c_int = 18;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_FANOUT_HASH: u32 = 0;
 const PACKET_OUTGOING: u8 = 4;
-const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const ETH_P_ALL: u16 = 0x0003;
 const RCVBUF_BYTES: usize = 8 << 20;
@@ -95,6 +97,7 @@ impl Backend for AfPacket {
         // the pkttype check in recv_batch covers older kernels.
         let _ = setopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
         setopt(raw, SOL_PACKET, PACKET_AUXDATA, 1)?;
+        setopt(raw, SOL_PACKET, PACKET_VNET_HDR, 1)?;
         set_rcvbuf(raw, RCVBUF_BYTES)?;
         let arg = u32::from(group) | (PACKET_FANOUT_HASH << 16);
         setopt(raw, SOL_PACKET, PACKET_FANOUT, arg as libc::c_int)?;
@@ -113,15 +116,21 @@ impl Backend for AfPacket {
         let idx = ifindex(ifname)?;
         let fd = open_socket(idx, 0, false)?;
         let _ = setopt(fd.as_raw_fd(), SOL_PACKET, PACKET_QDISC_BYPASS, 1);
+        setopt(fd.as_raw_fd(), SOL_PACKET, PACKET_VNET_HDR, 1)?;
         Ok(Box::new(AfPacketTx {
             fd,
             ifindex: idx,
             scratch: MmsgTx::default(),
+            vnet: Vec::new(),
         }))
     }
 
     fn name(&self) -> &'static str {
         "afpacket"
+    }
+
+    fn carries_offloads(&self) -> bool {
+        true
     }
 }
 
@@ -138,7 +147,9 @@ struct AfPacketRx {
 struct RxScratch {
     names: Vec<libc::sockaddr_ll>,
     cmsgs: Vec<[u64; CMSG_SPACE / 8]>,
-    iovs: Vec<libc::iovec>,
+    vnet: Vec<[u8; VNET_HDR_LEN]>,
+    /// Two per frame: its virtio-net header, then its buffer.
+    iovs: Vec<[libc::iovec; 2]>,
     msgs: Vec<libc::mmsghdr>,
 }
 
@@ -155,16 +166,26 @@ impl AfPacketRx {
         let RxScratch {
             names,
             cmsgs,
+            vnet,
             iovs,
             msgs,
         } = &mut self.scratch;
         // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
         names.resize(n, unsafe { mem::zeroed() });
         cmsgs.resize(n, [0; CMSG_SPACE / 8]);
+        vnet.resize(n, [0; VNET_HDR_LEN]);
         iovs.clear();
-        iovs.extend(bufs.iter_mut().take(n).map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
+        iovs.extend(bufs.iter_mut().zip(vnet.iter_mut()).take(n).map(|(b, h)| {
+            [
+                libc::iovec {
+                    iov_base: h.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    iov_base: b.as_mut_ptr().cast(),
+                    iov_len: b.len(),
+                },
+            ]
         }));
         msgs.clear();
         for ((name, cmsg), iov) in names.iter_mut().zip(cmsgs.iter_mut()).zip(iovs.iter_mut()) {
@@ -172,8 +193,8 @@ impl AfPacketRx {
             let mut h: libc::msghdr = unsafe { mem::zeroed() };
             h.msg_name = (name as *mut libc::sockaddr_ll).cast();
             h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
+            h.msg_iov = iov.as_mut_ptr();
+            h.msg_iovlen = 2;
             h.msg_control = cmsg.as_mut_ptr().cast();
             h.msg_controllen = CMSG_SPACE;
             msgs.push(libc::mmsghdr {
@@ -209,6 +230,12 @@ impl AfPacketRx {
                 truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
                 ..RxFlags::default()
             };
+            match Offload::parse(&vnet[i]) {
+                Ok(o) => f.offload = o,
+                Err(_) => f.offload_unusable = true,
+            }
+            // msg_len and tp_len count the virtio-net header too.
+            let len = (m.msg_len as usize).saturating_sub(VNET_HDR_LEN);
             // SAFETY: walks the control buffer the kernel filled, within msg_controllen.
             unsafe {
                 let mut c = libc::CMSG_FIRSTHDR(&m.msg_hdr);
@@ -216,9 +243,8 @@ impl AfPacketRx {
                     if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
                         let aux: TpacketAuxdata =
                             std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                        f.csum_partial = aux.tp_status & TP_STATUS_CSUMNOTREADY != 0;
                         f.vlan = aux.tp_status & TP_STATUS_VLAN_VALID != 0;
-                        if aux.tp_len as usize > m.msg_len as usize {
+                        if aux.tp_len as usize > len {
                             f.truncated = true;
                         }
                     }
@@ -228,7 +254,7 @@ impl AfPacketRx {
             if out != i {
                 bufs.swap(out, i);
             }
-            lens[out] = m.msg_len as usize;
+            lens[out] = len;
             flags[out] = f;
             out += 1;
         }
@@ -255,21 +281,24 @@ struct AfPacketTx {
     fd: OwnedFd,
     ifindex: i32,
     scratch: MmsgTx<libc::sockaddr_ll>,
+    vnet: Vec<[u8; VNET_HDR_LEN]>,
 }
 
 impl FrameTx for AfPacketTx {
-    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
+    fn send_batch(&mut self, frames: &[(&[u8], Offload)]) -> io::Result<usize> {
         if frames.is_empty() {
             return Ok(0);
         }
         let ifindex = self.ifindex;
-        self.scratch.send(
+        self.vnet.clear();
+        self.vnet.extend(frames.iter().map(|(_, o)| o.emit()));
+        self.scratch.send_prefixed(
             self.fd.as_raw_fd(),
-            frames.iter().map(|f| {
+            frames.iter().zip(&self.vnet).map(|((f, _), h)| {
                 let et = f
                     .get(12..14)
                     .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                (*f, sockaddr(ifindex, et))
+                (&h[..], *f, sockaddr(ifindex, et))
             }),
         )
     }

@@ -14,6 +14,44 @@ pub struct IfaceInfo {
     pub mac: Mac,
     /// Interface is administratively up.
     pub up: bool,
+    /// Largest IP packet the interface sends (bytes).
+    pub mtu: u32,
+}
+
+/// The MTU of `name` (SIOCGIFMTU).
+fn mtu(name: &str) -> io::Result<u32> {
+    #[repr(C)]
+    struct IfReqMtu {
+        name: [libc::c_char; libc::IFNAMSIZ],
+        mtu: libc::c_int,
+        _pad: [u8; 20],
+    }
+    let mut req = IfReqMtu {
+        name: [0; libc::IFNAMSIZ],
+        mtu: 0,
+        _pad: [0; 20],
+    };
+    for (d, s) in req
+        .name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: plain socket creation; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: req outlives the call and is as large as a struct ifreq.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU as _, &mut req as *mut IfReqMtu) };
+    let e = io::Error::last_os_error();
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Err(e);
+    }
+    Ok(req.mtu.max(0) as u32)
 }
 
 /// Looks up `name`; a clear error when it does not exist or has no MAC.
@@ -41,5 +79,6 @@ pub fn lookup(name: &str) -> io::Result<IfaceInfo> {
         index: i.index,
         mac,
         up: i.is_up(),
+        mtu: mtu(name)?,
     })
 }

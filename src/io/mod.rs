@@ -9,12 +9,14 @@
 pub mod afpacket;
 pub mod ethtool;
 pub mod iface;
+pub mod offload;
 pub mod outer;
 pub mod pnet_link;
 pub mod route_watch;
 pub mod sys;
 pub mod tun;
 
+use offload::Offload;
 use std::io;
 
 /// Largest frame a receive buffer holds: a 64 KiB GSO/GRO super-frame plus
@@ -34,8 +36,11 @@ pub struct RxBatch {
 pub struct RxFlags {
     /// The frame was longer than the buffer and was cut (MSG_TRUNC).
     pub truncated: bool,
-    /// TCP/UDP checksum is only the pseudo-header sum (TP_STATUS_CSUMNOTREADY).
-    pub csum_partial: bool,
+    /// Pending checksum/segmentation work the kernel handed over with the
+    /// frame (backends that carry offload metadata; plain otherwise).
+    pub offload: Offload,
+    /// The kernel's offload metadata could not be forwarded as it is.
+    pub offload_unusable: bool,
     /// The kernel stripped an 802.1Q tag into metadata (TP_STATUS_VLAN_VALID):
     /// the frame was tagged even though the bytes show no tag.
     pub vlan: bool,
@@ -71,6 +76,10 @@ impl RxBatch {
             .get_mut(i)
             .map(|b| (&mut b[..len.min(MAX_FRAME)], flags))
     }
+    /// What the kernel reported with frame `i`.
+    pub fn flags(&self, i: usize) -> Option<RxFlags> {
+        self.flags.get(i).copied().filter(|_| i < self.count)
+    }
     /// Frame `i` as received (after in-place rewriting).
     pub fn frame(&self, i: usize) -> Option<&[u8]> {
         let len = *self.lens.get(i)?;
@@ -94,8 +103,10 @@ pub trait FrameRx: Send {
 
 /// A sender on one interface, owned by one thread.
 pub trait FrameTx: Send {
-    /// Sends every frame; returns how many the kernel accepted.
-    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize>;
+    /// Sends every frame with its offload state; returns how many the kernel
+    /// accepted. Only backends whose [`Backend::carries_offloads`] is true may
+    /// be given frames whose offload state is not plain.
+    fn send_batch(&mut self, frames: &[(&[u8], Offload)]) -> io::Result<usize>;
 }
 
 /// Opens queues and senders on named interfaces.
@@ -106,4 +117,7 @@ pub trait Backend: Send + Sync {
     fn open_tx(&self, ifname: &str) -> io::Result<Box<dyn FrameTx>>;
     /// Name for logs and metrics.
     fn name(&self) -> &'static str;
+    /// True when received frames report their offload state and sent frames
+    /// can keep it (partial checksums, GSO super-frames).
+    fn carries_offloads(&self) -> bool;
 }

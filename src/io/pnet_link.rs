@@ -3,6 +3,7 @@
 //! Receive channels join the fanout group; transmit channels are separate
 //! pnet channels whose receive half is never read, so they do not join it.
 
+use super::offload::Offload;
 use super::{Backend, FrameRx, FrameTx, RxBatch, RxFlags, MAX_FRAME};
 use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender, FanoutOption, FanoutType};
 use std::io;
@@ -64,6 +65,10 @@ impl Backend for Pnet {
     fn name(&self) -> &'static str {
         "pnet"
     }
+
+    fn carries_offloads(&self) -> bool {
+        false
+    }
 }
 
 struct PnetRx {
@@ -105,9 +110,9 @@ struct PnetTx {
 }
 
 impl FrameTx for PnetTx {
-    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
+    fn send_batch(&mut self, frames: &[(&[u8], Offload)]) -> io::Result<usize> {
         let mut sent = 0;
-        for f in frames {
+        for (f, _) in frames {
             match self.tx.send_to(f, None) {
                 Some(Ok(())) => sent += 1,
                 Some(Err(e)) if sent == 0 => return Err(e),

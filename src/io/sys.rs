@@ -55,11 +55,12 @@ pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
 }
 
 /// `sendmmsg` bookkeeping reused across calls: one destination address
-/// (`sockaddr_ll`, `sockaddr_in`, …) per datagram. The pointers are rebuilt
-/// on every call and only used during it.
+/// (`sockaddr_ll`, `sockaddr_in`, …) per datagram, optionally a prefix
+/// (a virtio-net header) sent in front of it. The pointers are rebuilt on
+/// every call and only used during it.
 pub struct MmsgTx<A> {
     addrs: Vec<A>,
-    iovs: Vec<libc::iovec>,
+    iovs: Vec<[libc::iovec; 2]>,
     msgs: Vec<libc::mmsghdr>,
 }
 
@@ -76,6 +77,13 @@ impl<A> Default for MmsgTx<A> {
 // SAFETY: the raw pointers inside are rebuilt on every call and never used outside it.
 unsafe impl<A: Send> Send for MmsgTx<A> {}
 
+fn iovec(b: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: b.as_ptr() as *mut libc::c_void,
+        iov_len: b.len(),
+    }
+}
+
 impl<A> MmsgTx<A> {
     /// Sends every `(datagram, address)` on `fd` with as few `sendmmsg` calls
     /// as possible; returns how many were sent (an error only if none was).
@@ -84,15 +92,21 @@ impl<A> MmsgTx<A> {
         fd: RawFd,
         datagrams: impl Iterator<Item = (&'a [u8], A)>,
     ) -> io::Result<usize> {
+        self.send_prefixed(fd, datagrams.map(|(d, a)| (&[][..], d, a)))
+    }
+
+    /// Like [`MmsgTx::send`], each datagram sent as `prefix` followed by its bytes.
+    pub fn send_prefixed<'a>(
+        &mut self,
+        fd: RawFd,
+        datagrams: impl Iterator<Item = (&'a [u8], &'a [u8], A)>,
+    ) -> io::Result<usize> {
         let MmsgTx { addrs, iovs, msgs } = self;
         addrs.clear();
         iovs.clear();
-        for (d, a) in datagrams {
+        for (p, d, a) in datagrams {
             addrs.push(a);
-            iovs.push(libc::iovec {
-                iov_base: d.as_ptr() as *mut libc::c_void,
-                iov_len: d.len(),
-            });
+            iovs.push([iovec(p), iovec(d)]);
         }
         msgs.clear();
         for (addr, iov) in addrs.iter_mut().zip(iovs.iter_mut()) {
@@ -100,8 +114,10 @@ impl<A> MmsgTx<A> {
             let mut h: libc::msghdr = unsafe { mem::zeroed() };
             h.msg_name = (addr as *mut A).cast();
             h.msg_namelen = mem::size_of::<A>() as u32;
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
+            // An empty prefix is skipped rather than sent as a zero-length iovec.
+            let skip = usize::from(iov[0].iov_len == 0);
+            h.msg_iov = iov[skip..].as_mut_ptr();
+            h.msg_iovlen = 2 - skip;
             msgs.push(libc::mmsghdr {
                 msg_hdr: h,
                 msg_len: 0,

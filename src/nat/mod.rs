@@ -13,6 +13,7 @@ mod translate;
 pub use config::{ConfigError, EspConfig, Filtering, NatConfig};
 pub use events::{NatDrop, NatEvents, Proto};
 pub use table::Endpoint;
+pub use translate::L4Checksum;
 
 use std::net::Ipv4Addr;
 

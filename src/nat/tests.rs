@@ -592,3 +592,57 @@ fn esp_match_with_many_pending_entries() {
     esp_out(&n, H1, L.derive_with(s_o, 0x1111_0000), 0, &mut ev).unwrap();
     assert_eq!(esp_in(&n, s_o, 0, &mut ev), Ok(H1));
 }
+
+/// Turns the packet's TCP/UDP checksum into the partial form an offloading
+/// sender hands over: the pseudo-header sum only, not complemented.
+fn make_partial(p: &mut [u8]) {
+    use crate::wire::checksum::{fold, pseudo_header};
+    let ip = ipv4::Packet::new_checked(&*p).unwrap();
+    let (src, dst, proto, l4_len) = (ip.src(), ip.dst(), ip.protocol(), ip.payload().len());
+    let at = 20 + if proto == 6 { 16 } else { 6 };
+    let s = fold(pseudo_header(src, dst, proto, l4_len as u16));
+    p[at..at + 2].copy_from_slice(&s.to_be_bytes());
+}
+
+/// What the NIC (or software GSO) does with a partial checksum.
+fn complete_partial(p: &mut [u8]) {
+    use crate::wire::checksum::{fold, sum};
+    let proto = p[9];
+    let at = 20 + if proto == 6 { 16 } else { 6 };
+    let c = !fold(sum(&p[20..]));
+    p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+#[test]
+fn partial_checksums_stay_partial_and_complete_correctly() {
+    use super::L4Checksum::Partial;
+    let n = nat();
+    let mut ev = NatEvents::default();
+    for mut out in [
+        build::udp(H1, 5000, R, 4500, &[7u8; 1400]),
+        build::tcp(H1, 40000, R, 443, flags::SYN, &[9u8; 1000]),
+    ] {
+        make_partial(&mut out);
+        n.outbound_with(&mut out, Partial, 0, &mut ev).unwrap();
+        let (g, gport) = src_of(&out);
+        assert_eq!(g, G);
+        // The field still holds the pseudo-header sum, now of the new addresses.
+        let mut expect = out.clone();
+        make_partial(&mut expect);
+        assert_eq!(out, expect, "partial sum updated for the new source");
+        complete_partial(&mut out);
+        assert_checksums(&out);
+
+        let proto = out[9];
+        let mut back = if proto == 6 {
+            build::tcp(R, 443, G, gport, flags::ACK, &[1u8; 1400])
+        } else {
+            build::udp(R, 4500, G, gport, &[3u8; 1300])
+        };
+        make_partial(&mut back);
+        n.inbound_with(&mut back, Partial, SEC, &mut ev).unwrap();
+        assert_eq!(dst_of(&back).0, H1);
+        complete_partial(&mut back);
+        assert_checksums(&back);
+    }
+}

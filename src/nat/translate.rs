@@ -13,6 +13,19 @@ use std::net::Ipv4Addr;
 
 use ipv4::protocol::{ESP, ICMP, TCP, UDP};
 
+/// What the TCP/UDP checksum field of a packet holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum L4Checksum {
+    /// The finished checksum over pseudo-header, header and data.
+    #[default]
+    Complete,
+    /// Only the pseudo-header sum, not complemented (an offloading sender's
+    /// CHECKSUM_PARTIAL): whoever completes it sums header and data later,
+    /// so a port change needs no update and an address change updates the
+    /// sum itself.
+    Partial,
+}
+
 /// Offsets of the port and checksum fields in a transport header.
 struct L4Fields {
     port: usize,
@@ -41,7 +54,14 @@ fn l4_fields(proto: u8, src_side: bool) -> Option<L4Fields> {
 /// Rewrites one port of a TCP/UDP header and fixes its checksum for the
 /// port change and the pseudo-header address change. Fields beyond the end
 /// of `l4` (a truncated quote) are left alone.
-fn rewrite_l4(l4: &mut [u8], f: &L4Fields, old_ip: Ipv4Addr, new_ip: Ipv4Addr, new_port: u16) {
+fn rewrite_l4(
+    l4: &mut [u8],
+    f: &L4Fields,
+    sum: L4Checksum,
+    old_ip: Ipv4Addr,
+    new_ip: Ipv4Addr,
+    new_port: u16,
+) {
     let Some(old_port) = l4
         .get(f.port..f.port + 2)
         .map(|b| u16::from_be_bytes([b[0], b[1]]))
@@ -53,6 +73,15 @@ fn rewrite_l4(l4: &mut [u8], f: &L4Fields, old_ip: Ipv4Addr, new_ip: Ipv4Addr, n
         return;
     }
     let c = be16(l4, f.csum);
+    if sum == L4Checksum::Partial {
+        // RFC 1624 on the complement: the field is the sum itself.
+        put16(
+            l4,
+            f.csum,
+            !update32(!c, u32::from(old_ip), u32::from(new_ip)),
+        );
+        return;
+    }
     if f.zero_is_none && c == 0 {
         return;
     }
@@ -89,6 +118,17 @@ fn ports(proto: u8, l4: &[u8]) -> Result<(u16, u16, u8), NatDrop> {
 impl Nat {
     /// Translates an inside→outside datagram in place (source address/port).
     pub fn outbound(&self, buf: &mut [u8], now: Millis, ev: &mut NatEvents) -> Result<(), NatDrop> {
+        self.outbound_with(buf, L4Checksum::Complete, now, ev)
+    }
+
+    /// [`Nat::outbound`] for a packet whose TCP/UDP checksum is in state `sum`.
+    pub fn outbound_with(
+        &self,
+        buf: &mut [u8],
+        sum: L4Checksum,
+        now: Millis,
+        ev: &mut NatEvents,
+    ) -> Result<(), NatDrop> {
         let mut ip = ipv4::Packet::new_checked(buf).map_err(|_| ev.count(NatDrop::MalformedL4))?;
         let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
         match proto {
@@ -103,7 +143,7 @@ impl Nat {
                     ev,
                 )?;
                 let f = l4_fields(proto, true).ok_or(NatDrop::UnsupportedProtocol)?;
-                rewrite_l4(ip.payload_mut(), &f, src, ext.ip, ext.port);
+                rewrite_l4(ip.payload_mut(), &f, sum, src, ext.ip, ext.port);
                 ip.set_src(ext.ip);
                 Ok(())
             }
@@ -147,6 +187,17 @@ impl Nat {
 
     /// Translates an outside→inside datagram in place (destination address/port).
     pub fn inbound(&self, buf: &mut [u8], now: Millis, ev: &mut NatEvents) -> Result<(), NatDrop> {
+        self.inbound_with(buf, L4Checksum::Complete, now, ev)
+    }
+
+    /// [`Nat::inbound`] for a packet whose TCP/UDP checksum is in state `sum`.
+    pub fn inbound_with(
+        &self,
+        buf: &mut [u8],
+        sum: L4Checksum,
+        now: Millis,
+        ev: &mut NatEvents,
+    ) -> Result<(), NatDrop> {
         let mut ip = ipv4::Packet::new_checked(buf).map_err(|_| ev.count(NatDrop::MalformedL4))?;
         let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
         match proto {
@@ -161,7 +212,7 @@ impl Nat {
                     ev,
                 )?;
                 let f = l4_fields(proto, false).ok_or(NatDrop::UnsupportedProtocol)?;
-                rewrite_l4(ip.payload_mut(), &f, dst, int.ip, int.port);
+                rewrite_l4(ip.payload_mut(), &f, sum, dst, int.ip, int.port);
                 ip.set_dst(int.ip);
                 Ok(())
             }
@@ -323,7 +374,7 @@ fn rewrite_quote(
     };
     let (hdr, l4) = quote.split_at_mut(q_hl.min(quote.len()));
     if let Some(f) = l4_fields(q_proto, src_side) {
-        rewrite_l4(l4, &f, old_ip, new.ip, new.port);
+        rewrite_l4(l4, &f, L4Checksum::Complete, old_ip, new.ip, new.port);
     } else if q_proto == ICMP && l4.len() >= 6 {
         let old = be16(l4, 4);
         put16(l4, 4, new.port);

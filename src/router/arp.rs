@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
-struct Pending {
-    frames: VecDeque<Vec<u8>>,
+struct Pending<F> {
+    frames: VecDeque<F>,
     last_request: Millis,
     requests: u32,
 }
@@ -39,13 +39,14 @@ pub struct Tick {
 }
 
 /// The resolver.
-pub struct ArpTable {
+/// `F` is what waits for resolution (a frame and its offload state).
+pub struct ArpTable<F = Vec<u8>> {
     cfg: ArpConfig,
     cache: DashMap<(Side, Ipv4Addr), (Mac, Millis)>,
-    pending: Mutex<HashMap<(Side, Ipv4Addr), Pending>>,
+    pending: Mutex<HashMap<(Side, Ipv4Addr), Pending<F>>>,
 }
 
-impl ArpTable {
+impl<F> ArpTable<F> {
     /// Empty table.
     pub fn new(cfg: ArpConfig) -> Self {
         ArpTable {
@@ -77,7 +78,7 @@ impl ArpTable {
         &self,
         side: Side,
         ip: Ipv4Addr,
-        frame: &[u8],
+        frame: F,
         now: Millis,
     ) -> Result<Queued, DropReason> {
         let mut p = self.pending.lock();
@@ -87,7 +88,7 @@ impl ArpTable {
                 if q.frames.len() >= self.cfg.queue_per_hop {
                     return Err(DropReason::ArpQueueFull);
                 }
-                q.frames.push_back(frame.to_vec());
+                q.frames.push_back(frame);
                 Ok(Queued::Waiting)
             }
             None => {
@@ -95,7 +96,7 @@ impl ArpTable {
                     return Err(DropReason::ArpQueueFull);
                 }
                 let mut frames = VecDeque::new();
-                frames.push_back(frame.to_vec());
+                frames.push_back(frame);
                 p.insert(
                     (side, ip),
                     Pending {
@@ -112,14 +113,7 @@ impl ArpTable {
     /// Records `ip` is at `mac` (RFC 826 merge: refresh known entries, add
     /// when `add` — the frame was addressed to us or answers our request)
     /// and returns the frames that were waiting for it.
-    pub fn learn(
-        &self,
-        side: Side,
-        ip: Ipv4Addr,
-        mac: Mac,
-        add: bool,
-        now: Millis,
-    ) -> Vec<Vec<u8>> {
+    pub fn learn(&self, side: Side, ip: Ipv4Addr, mac: Mac, add: bool, now: Millis) -> Vec<F> {
         if ip.is_unspecified() || mac.is_multicast() || mac == Mac::ZERO {
             return Vec::new();
         }
@@ -174,16 +168,19 @@ mod tests {
         let t = table();
         assert_eq!(t.lookup(Side::Inside, IP, 0), None);
         assert_eq!(
-            t.enqueue(Side::Inside, IP, b"f1", 0),
+            t.enqueue(Side::Inside, IP, b"f1".to_vec(), 0),
             Ok(Queued::SendRequest)
         );
-        assert_eq!(t.enqueue(Side::Inside, IP, b"f2", 0), Ok(Queued::Waiting));
         assert_eq!(
-            t.enqueue(Side::Inside, IP, b"f3", 0),
+            t.enqueue(Side::Inside, IP, b"f2".to_vec(), 0),
+            Ok(Queued::Waiting)
+        );
+        assert_eq!(
+            t.enqueue(Side::Inside, IP, b"f3".to_vec(), 0),
             Err(DropReason::ArpQueueFull)
         );
         assert_eq!(
-            t.enqueue(Side::Outside, IP, b"x", 0),
+            t.enqueue(Side::Outside, IP, b"x".to_vec(), 0),
             Err(DropReason::ArpQueueFull),
             "hop limit"
         );
@@ -196,7 +193,7 @@ mod tests {
     #[test]
     fn retries_then_gives_up() {
         let t = table();
-        t.enqueue(Side::Inside, IP, b"f1", 0).unwrap();
+        t.enqueue(Side::Inside, IP, b"f1".to_vec(), 0).unwrap();
         assert!(t.tick(500).retry.is_empty());
         assert_eq!(t.tick(1000).retry, vec![(Side::Inside, IP)]);
         assert_eq!(t.tick(2000).retry.len(), 1);

@@ -62,8 +62,19 @@ pub struct Dataplane {
     pub batch: usize,
     /// PACKET_FANOUT group id base; 0 = derived from the process id.
     pub fanout_group: u16,
-    /// Turn off GRO/GSO/TSO/SG/TX-checksum offloads on both data interfaces at start.
-    pub disable_offloads: bool,
+    /// Turn off GRO/GSO/TSO/SG/TX-checksum offloads on both data interfaces
+    /// at start. Unset: off for afpacket (which forwards partial checksums and
+    /// GSO super-frames as they are), on for pnet (which cannot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_offloads: Option<bool>,
+}
+
+impl Dataplane {
+    /// Whether the router turns its interfaces' offloads off at start.
+    pub fn offloads_disabled(&self) -> bool {
+        self.disable_offloads
+            .unwrap_or(self.backend == BackendKind::Pnet)
+    }
 }
 
 impl Default for Dataplane {
@@ -73,7 +84,7 @@ impl Default for Dataplane {
             backend: BackendKind::Afpacket,
             batch: 32,
             fanout_group: 0,
-            disable_offloads: true,
+            disable_offloads: None,
         }
     }
 }
@@ -179,6 +190,14 @@ impl RouterConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.nat.validate()?;
         self.esp.validate()?;
+        if self.dataplane.backend == BackendKind::Pnet
+            && self.dataplane.disable_offloads == Some(false)
+        {
+            return Err(err(
+                "dataplane.disable_offloads",
+                "must be true with backend = \"pnet\" (it cannot carry partial checksums or GSO super-frames)",
+            ));
+        }
         if self.inside.interface.is_empty() {
             return Err(err("inside.interface", "must name an interface"));
         }

@@ -138,9 +138,17 @@ pub fn render(shared: &Shared) -> String {
         one(c.icmp_sent),
     );
     f.counter(
-        "spimux_checksums_completed_total",
-        "Partial (offloaded) TCP/UDP checksums completed in software.",
-        one(c.csum_completed),
+        "spimux_offload_frames_total",
+        "Frames forwarded with offload work left pending: a partial TCP/UDP checksum, or a GSO super-frame (also partial).",
+        vec![
+            (vec![("kind", "partial_checksum")], c.offload_partial as f64),
+            (vec![("kind", "gso")], c.offload_gso as f64),
+        ],
+    );
+    f.counter(
+        "spimux_gso_segments_total",
+        "Wire packets the forwarded GSO super-frames stand for (a super-frame counts once in spimux_packets_total).",
+        one(c.gso_segments),
     );
     let t = &shared.nat.table;
     f.gauge(

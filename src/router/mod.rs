@@ -5,12 +5,14 @@
 pub mod arp;
 pub mod config;
 pub mod metrics;
+pub mod offload;
 pub mod originate;
 pub mod route;
 pub mod stats;
 pub mod worker;
 
 use crate::daemon::stats::Publisher;
+use crate::io::offload::Offload;
 use crate::io::{afpacket::AfPacket, ethtool, iface, pnet_link::Pnet, Backend, FrameTx};
 use crate::nat::{Millis, Nat, NatEvents};
 use crate::wire::ethernet::Mac;
@@ -27,7 +29,7 @@ pub struct Shared {
     /// NAT core.
     pub nat: Nat,
     /// ARP resolver.
-    pub arp: arp::ArpTable,
+    pub arp: arp::ArpTable<(Vec<u8>, Offload)>,
     /// Routing table.
     pub routes: Routes,
     /// Router's inside address.
@@ -35,6 +37,7 @@ pub struct Shared {
     /// Router's outside address.
     pub outside_ip: Ipv4Addr,
     macs: [Mac; 2],
+    mtus: [u32; 2],
     start: Instant,
     /// Set to stop every thread.
     pub shutdown: AtomicBool,
@@ -54,6 +57,10 @@ impl Shared {
     /// MAC of a data interface.
     pub fn iface_mac(&self, side: Side) -> Mac {
         self.macs[side as usize]
+    }
+    /// The MTU of a side's interface (read at start).
+    pub fn mtu(&self, side: Side) -> u32 {
+        self.mtus[side as usize]
     }
     /// Our address on a side.
     pub fn ip_on(&self, side: Side) -> Ipv4Addr {
@@ -110,13 +117,15 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
         cfg.outside.interface.as_str(),
     ];
     let mut macs = [Mac::ZERO; 2];
+    let mut mtus = [0u32; 2];
     for (i, n) in names.iter().enumerate() {
         let info = iface::lookup(n).map_err(io_err(format!("interface {n}")))?;
         if !info.up {
             tracing::warn!(interface = n, "interface is down");
         }
         macs[i] = info.mac;
-        if cfg.dataplane.disable_offloads {
+        mtus[i] = info.mtu;
+        if cfg.dataplane.offloads_disabled() {
             let r = ethtool::disable_offloads(n).map_err(io_err(format!("ethtool on {n}")))?;
             tracing::info!(interface = n, disabled = ?r.disabled, refused = ?r.refused, "offloads");
         }
@@ -163,6 +172,7 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
         inside_ip: cfg.inside.address.addr(),
         outside_ip: cfg.outside.address.addr(),
         macs,
+        mtus,
         start: Instant::now(),
         shutdown: AtomicBool::new(false),
         stats: StatsRegistry::default(),
@@ -233,7 +243,11 @@ fn housekeeping(
         }
         for (side, ip) in t.retry {
             let f = originate::arp_request(shared.iface_mac(side), shared.ip_on(side), ip);
-            if tx[side as usize].send_batch(&[&f]).unwrap_or(0) == 1 {
+            if tx[side as usize]
+                .send_batch(&[(&f, Offload::default())])
+                .unwrap_or(0)
+                == 1
+            {
                 local.arp_requests_sent += 1;
                 local.tx_packets[side as usize] += 1;
                 local.tx_bytes[side as usize] += f.len() as u64;

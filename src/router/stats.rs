@@ -46,11 +46,18 @@ pub enum DropReason {
     ArpUnresolved,
     /// The kernel refused to send.
     TxError,
+    /// Offload metadata the router does not forward (IPv6 or UFO GSO, unknown types).
+    OffloadUnsupported,
+    /// Offload metadata that does not match the packet (checksum position,
+    /// GSO type vs protocol).
+    OffloadMismatch,
+    /// The packet (or a GSO segment) is larger than the egress interface's MTU.
+    MtuExceeded,
     /// Dropped by the NAT core.
     Nat(NatDrop),
 }
 
-const ROUTER_DROPS: [DropReason; 19] = [
+const ROUTER_DROPS: [DropReason; 22] = [
     DropReason::EthTruncated,
     DropReason::Oversize,
     DropReason::Vlan,
@@ -70,6 +77,9 @@ const ROUTER_DROPS: [DropReason; 19] = [
     DropReason::ArpQueueFull,
     DropReason::ArpUnresolved,
     DropReason::TxError,
+    DropReason::OffloadUnsupported,
+    DropReason::OffloadMismatch,
+    DropReason::MtuExceeded,
 ];
 
 /// Number of distinct drop labels.
@@ -113,6 +123,9 @@ impl DropReason {
             DropReason::ArpQueueFull => "arp_queue_full",
             DropReason::ArpUnresolved => "arp_unresolved",
             DropReason::TxError => "tx_error",
+            DropReason::OffloadUnsupported => "offload_unsupported",
+            DropReason::OffloadMismatch => "offload_mismatch",
+            DropReason::MtuExceeded => "mtu_exceeded",
             DropReason::Nat(n) => n.label(),
         }
     }
@@ -156,8 +169,12 @@ pub struct Counters {
     pub arp_requests_sent: u64,
     /// ICMP messages the router originated (echo replies, time exceeded).
     pub icmp_sent: u64,
-    /// Frames whose partial TCP/UDP checksum was completed in software.
-    pub csum_completed: u64,
+    /// Frames forwarded with a partial TCP/UDP checksum left for the next hop.
+    pub offload_partial: u64,
+    /// GSO super-frames forwarded as one frame.
+    pub offload_gso: u64,
+    /// Wire packets those super-frames stand for.
+    pub gso_segments: u64,
     /// NAT core events.
     pub nat: NatEvents,
 }
@@ -173,7 +190,9 @@ impl Default for Counters {
             arp_replies_sent: 0,
             arp_requests_sent: 0,
             icmp_sent: 0,
-            csum_completed: 0,
+            offload_partial: 0,
+            offload_gso: 0,
+            gso_segments: 0,
             nat: NatEvents::default(),
         }
     }
@@ -201,7 +220,9 @@ impl Counters {
         self.arp_replies_sent += o.arp_replies_sent;
         self.arp_requests_sent += o.arp_requests_sent;
         self.icmp_sent += o.icmp_sent;
-        self.csum_completed += o.csum_completed;
+        self.offload_partial += o.offload_partial;
+        self.offload_gso += o.offload_gso;
+        self.gso_segments += o.gso_segments;
         self.nat.add(&o.nat);
     }
 

@@ -3,12 +3,15 @@
 //! sends the batch's output per interface with one call each.
 
 use super::arp::Queued;
+use super::offload;
 use super::originate;
 use super::route::NextHop;
 use super::stats::{Counters, DropReason, Side};
 use super::Shared;
 use crate::daemon::stats::Publisher;
+use crate::io::offload::Offload;
 use crate::io::{FrameRx, FrameTx, RxBatch, RxFlags};
+use crate::nat::L4Checksum;
 use crate::wire::arp::{self, Operation};
 use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::{icmp, ipv4};
@@ -36,7 +39,8 @@ pub struct Worker {
     tx: [Box<dyn FrameTx>; 2],
     local: Counters,
     publisher: Publisher<Counters>,
-    generated: Vec<(Side, Vec<u8>)>,
+    /// Frames the router originates or releases from the ARP queue this batch.
+    generated: Vec<(Side, Vec<u8>, Offload)>,
 }
 
 impl Worker {
@@ -95,19 +99,19 @@ impl Worker {
 
     fn flush(&mut self, batch: &mut RxBatch, verdicts: &[Verdict]) {
         for side in [Side::Inside, Side::Outside] {
-            let mut out: Vec<&[u8]> = Vec::new();
+            let mut out: Vec<(&[u8], Offload)> = Vec::new();
             for (i, v) in verdicts.iter().enumerate() {
                 if matches!(v, Verdict::Forward(s, _) if *s == side) {
-                    if let Some(f) = batch.frame(i) {
-                        out.push(f);
+                    if let (Some(f), Some(fl)) = (batch.frame(i), batch.flags(i)) {
+                        out.push((f, fl.offload));
                     }
                 }
             }
             out.extend(
                 self.generated
                     .iter()
-                    .filter(|(s, _)| *s == side)
-                    .map(|(_, f)| f.as_slice()),
+                    .filter(|(s, _, _)| *s == side)
+                    .map(|(_, f, o)| (f.as_slice(), *o)),
             );
             if out.is_empty() {
                 continue;
@@ -115,7 +119,11 @@ impl Worker {
             let sent = self.tx[side as usize].send_batch(&out).unwrap_or(0);
             let si = side as usize;
             self.local.tx_packets[si] += sent as u64;
-            self.local.tx_bytes[si] += out.iter().take(sent).map(|f| f.len() as u64).sum::<u64>();
+            self.local.tx_bytes[si] += out
+                .iter()
+                .take(sent)
+                .map(|(f, _)| f.len() as u64)
+                .sum::<u64>();
             for _ in sent..out.len() {
                 self.local.count_drop(DropReason::TxError);
             }
@@ -126,6 +134,9 @@ impl Worker {
     fn handle(&mut self, frame: &mut [u8], flags: RxFlags, now: u64) -> Verdict {
         if flags.truncated {
             return Verdict::Drop(DropReason::Oversize);
+        }
+        if flags.offload_unusable {
+            return Verdict::Drop(DropReason::OffloadUnsupported);
         }
         if flags.vlan {
             return Verdict::Drop(DropReason::Vlan);
@@ -189,24 +200,26 @@ impl Worker {
             self.generated.push((
                 side,
                 originate::arp_reply(me, r.target_ip, r.sender_mac, r.sender_ip),
+                Offload::default(),
             ));
             self.local.arp_replies_sent += 1;
         }
         Verdict::Done
     }
 
-    fn release(&mut self, side: Side, mac: Mac, frames: Vec<Vec<u8>>) {
+    fn release(&mut self, side: Side, mac: Mac, frames: Vec<(Vec<u8>, Offload)>) {
         let me = self.shared.iface_mac(side);
-        for mut f in frames {
+        for (mut f, o) in frames {
             if ethernet::emit_header(&mut f, mac, me, ethertype::IPV4).is_ok() {
-                self.generated.push((side, f));
+                self.generated.push((side, f, o));
             }
         }
     }
 
-    /// Validates the IPv4 header and completes partial checksums.
-    fn check_ip(&mut self, ip: &mut [u8], flags: RxFlags) -> Result<(), DropReason> {
-        let p = match ipv4::Packet::new_checked(&*ip) {
+    /// Validates the IPv4 header and the frame's offload metadata; says what
+    /// the transport checksum holds.
+    fn check_ip(&mut self, ip: &[u8], flags: RxFlags) -> Result<L4Checksum, DropReason> {
+        let p = match ipv4::Packet::new_checked(ip) {
             Ok(p) => p,
             Err(crate::wire::WireError::Truncated) => return Err(DropReason::IpTruncated),
             Err(_) => return Err(DropReason::IpMalformed),
@@ -217,16 +230,15 @@ impl Worker {
         if p.is_fragment() {
             return Err(DropReason::Fragment);
         }
-        if flags.csum_partial && ipv4::fill_transport_checksum(ip) {
-            self.local.csum_completed += 1;
-        }
-        Ok(())
+        offload::check(ip, &flags.offload)
     }
 
     fn ingress_inside(&mut self, ip: &mut [u8], src_mac: Mac, flags: RxFlags, now: u64) -> Verdict {
-        if let Err(r) = self.check_ip(ip, flags) {
-            return Verdict::Drop(r);
-        }
+        let sum = match self.check_ip(ip, flags) {
+            Ok(s) => s,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let off = flags.offload;
         let Ok(p) = ipv4::Packet::new_checked(&*ip) else {
             return Verdict::Drop(DropReason::IpMalformed);
         };
@@ -247,15 +259,23 @@ impl Worker {
         if let NextHop::Inside(_) = hop {
             // Inside to inside (e.g. a static route): plain forwarding, no NAT.
             decrement_ttl(ip);
-            return self.forward_to(ip, hop, now);
+            return self.forward_to(ip, off, hop, now);
         }
-        if let Err(r) = self.shared.nat.outbound(ip, now, &mut self.local.nat) {
+        if let Err(r) = self
+            .shared
+            .nat
+            .outbound_with(ip, sum, now, &mut self.local.nat)
+        {
             return Verdict::Drop(DropReason::Nat(r));
         }
         decrement_ttl(ip);
         if self.shared.nat.is_external(dst) {
             // Hairpin (RFC 4787 REQ-9): back in through the NAT to the inside owner.
-            if let Err(r) = self.shared.nat.inbound(ip, now, &mut self.local.nat) {
+            if let Err(r) = self
+                .shared
+                .nat
+                .inbound_with(ip, sum, now, &mut self.local.nat)
+            {
                 return Verdict::Drop(DropReason::Nat(r));
             }
             self.local.nat.hairpinned += 1;
@@ -265,9 +285,9 @@ impl Worker {
             let Some(hop) = self.shared.routes.lookup(inner) else {
                 return Verdict::Drop(DropReason::NoRoute);
             };
-            return self.forward_to(ip, hop, now);
+            return self.forward_to(ip, off, hop, now);
         }
-        self.forward_to(ip, hop, now)
+        self.forward_to(ip, off, hop, now)
     }
 
     fn ingress_outside(
@@ -277,9 +297,10 @@ impl Worker {
         flags: RxFlags,
         now: u64,
     ) -> Verdict {
-        if let Err(r) = self.check_ip(ip, flags) {
-            return Verdict::Drop(r);
-        }
+        let sum = match self.check_ip(ip, flags) {
+            Ok(s) => s,
+            Err(r) => return Verdict::Drop(r),
+        };
         let Ok(p) = ipv4::Packet::new_checked(&*ip) else {
             return Verdict::Drop(DropReason::IpMalformed);
         };
@@ -294,7 +315,11 @@ impl Worker {
             self.time_exceeded(ip, Side::Outside, dst, src_mac);
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        if let Err(r) = self.shared.nat.inbound(ip, now, &mut self.local.nat) {
+        if let Err(r) = self
+            .shared
+            .nat
+            .inbound_with(ip, sum, now, &mut self.local.nat)
+        {
             return Verdict::Drop(DropReason::Nat(r));
         }
         decrement_ttl(ip);
@@ -302,7 +327,7 @@ impl Worker {
             return Verdict::Drop(DropReason::IpMalformed);
         };
         match self.shared.routes.lookup(inner) {
-            Some(hop @ NextHop::Inside(_)) => self.forward_to(ip, hop, now),
+            Some(hop @ NextHop::Inside(_)) => self.forward_to(ip, flags.offload, hop, now),
             _ => Verdict::Drop(DropReason::NoRoute),
         }
     }
@@ -311,7 +336,7 @@ impl Worker {
         let me = self.shared.iface_mac(side);
         match originate::echo_reply(ip, me, src_mac) {
             Some(f) => {
-                self.generated.push((side, f));
+                self.generated.push((side, f, Offload::default()));
                 self.local.icmp_sent += 1;
                 Verdict::Done
             }
@@ -327,28 +352,42 @@ impl Worker {
         let me = self.shared.iface_mac(side);
         if let Some(f) = originate::icmp_error(ip, icmp::kind::TIME_EXCEEDED, 0, from, me, src_mac)
         {
-            self.generated.push((side, f));
+            self.generated.push((side, f, Offload::default()));
             self.local.icmp_sent += 1;
         }
     }
 
-    /// Sets the Ethernet header for `hop` in place, or queues the frame for ARP.
-    fn forward_to(&mut self, ip: &mut [u8], hop: NextHop, now: u64) -> Verdict {
+    /// Sets the Ethernet header for `hop` in place, or queues the frame (with
+    /// its offload state) for ARP.
+    fn forward_to(&mut self, ip: &[u8], off: Offload, hop: NextHop, now: u64) -> Verdict {
         let (side, neigh) = match hop {
             NextHop::Inside(a) => (Side::Inside, a),
             NextHop::Outside(a) => (Side::Outside, a),
         };
+        // No fragmentation: DF is the norm, and a GSO segment cannot be split.
+        if offload::largest_packet(ip, &off) > self.shared.mtu(side) as usize {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
+        if off.gso.is_some() {
+            self.local.offload_gso += 1;
+            self.local.gso_segments += offload::segments(ip, &off) as u64;
+        } else if off.csum.is_some() {
+            self.local.offload_partial += 1;
+        }
         let me = self.shared.iface_mac(side);
         match self.shared.arp.lookup(side, neigh, now) {
             Some(mac) => Verdict::Forward(side, mac),
             None => {
                 let mut f = vec![0u8; ETH + ip.len()];
                 f[ETH..].copy_from_slice(ip);
-                match self.shared.arp.enqueue(side, neigh, &f, now) {
+                match self.shared.arp.enqueue(side, neigh, (f, off), now) {
                     Ok(Queued::SendRequest) => {
                         let my_ip = self.shared.ip_on(side);
-                        self.generated
-                            .push((side, originate::arp_request(me, my_ip, neigh)));
+                        self.generated.push((
+                            side,
+                            originate::arp_request(me, my_ip, neigh),
+                            Offload::default(),
+                        ));
                         self.local.arp_requests_sent += 1;
                         Verdict::Done
                     }
