@@ -290,6 +290,23 @@ fn udp_encapsulated_tunnels_from_both_hosts_through_spimux() {
     // The router translated the two UDP flows like any other; no ESP state.
     let rm = bed.metrics();
     assert_eq!(metric_in(&rm, "spimux_esp_recorded_spis"), 0.0);
+    // The uploads left each client as UDP GSO trains (TSO read from the TUN device,
+    // sealed, one message per train), crossed the router as GSO super-frames and
+    // reached the responder coalesced (UDP_GRO), per the testbed's OFFLOADS=on.
+    let tx_trains = "spimux_udp_trains_total{direction=\"tx\"}";
+    let rx_trains = "spimux_udp_trains_total{direction=\"rx\"}";
+    for (h, _) in HOSTS {
+        let t = bed.wait_endpoint_metric(h, tx_trains, 1.0);
+        assert!(t >= 1.0, "{h} sent no UDP GSO train");
+    }
+    let r = bed.wait_endpoint_metric("responder", rx_trains, 1.0);
+    assert!(r >= 1.0, "the responder received no coalesced train");
+    bed.wait_metric("spimux_offload_frames_total{kind=\"gso\"}", 1.0);
+    println!(
+        "offloads: router forwarded {} GSO super-frames ({} segments); responder received {r} trains",
+        metric_in(&rm, "spimux_offload_frames_total{kind=\"gso\"}"),
+        metric_in(&rm, "spimux_gso_segments_total"),
+    );
     let m = bed.endpoint_metrics("responder");
     let learned: Vec<&str> = m
         .lines()

@@ -10,6 +10,7 @@ use crate::esp::tunnel::{inner_destination, open_inner, seal_inner, TunnelDrop};
 use crate::esp::EspError;
 use crate::io::outer::{RawEsp, SendScratch, UdpEncap};
 use crate::io::tun::{RxSegments, Tun, TxPackets};
+use crate::io::udp_gso::GsoTx;
 use crate::wire::{esp, ipv4};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -160,12 +161,14 @@ const SEALED: usize = 9216 + 64;
 const BATCH: usize = 64;
 
 /// TUN → network. Every segment of one read is sealed first, then the
-/// batch leaves in one `sendmmsg` per socket.
+/// batch leaves in one `sendmmsg` per socket; over UDP, trains of equal
+/// datagrams to one peer (a TSO read) go as single GSO messages.
 pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     let mut rx = RxSegments::new(BATCH);
     let mut arena = vec![0u8; BATCH * SEALED];
     let mut sealed: Vec<(usize, usize, Peer)> = Vec::with_capacity(BATCH);
     let mut scratch = SendScratch::default();
+    let mut gso = GsoTx::default();
     run(&shared, "TUN", |c, now| {
         if tun.recv_segments(&mut rx, POLL_MS)? == 0 {
             return Ok(false);
@@ -198,8 +201,9 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                 });
             let r = match encap {
                 Encap::None => outer.raw.send_batch(&mut scratch, msgs),
-                Encap::Udp => outer.udp.send_batch(&mut scratch, msgs),
+                Encap::Udp => outer.udp.send_gso(&mut gso, msgs),
             };
+            c.gso_trains_tx = gso.trains_sent;
             let sent = r.unwrap_or(0);
             c.outer_tx += sent as u64;
             for _ in sent..want {
@@ -303,19 +307,26 @@ pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                 break;
             };
             wait = 0;
-            c.outer_rx += 1;
-            match classify(buf.get(..d.len).unwrap_or_default()) {
-                Udp4500::Keepalive => c.keepalives_received += 1,
-                Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
-                Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
-                Udp4500::Esp(e) => {
-                    let arrival = Arrival {
-                        from: d.from,
-                        to: d.to.unwrap_or(Ipv4Addr::UNSPECIFIED),
-                        to_port: outer.udp_port,
-                        encap: Encap::Udp,
-                    };
-                    open_into(&shared, &outer, &mut tx, &mut scratch, e, arrival, c)
+            let arrival = Arrival {
+                from: d.from,
+                to: d.to.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                to_port: outer.udp_port,
+                encap: Encap::Udp,
+            };
+            // One datagram, or a coalesced train of them (UDP_GRO).
+            c.gro_trains_rx += u64::from(d.segment.is_some_and(|s| s < d.len));
+            for datagram in d.datagrams(&buf) {
+                c.outer_rx += 1;
+                if tx.is_full() {
+                    flush(&tun, &mut tx, c);
+                }
+                match classify(datagram) {
+                    Udp4500::Keepalive => c.keepalives_received += 1,
+                    Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
+                    Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
+                    Udp4500::Esp(e) => {
+                        open_into(&shared, &outer, &mut tx, &mut scratch, e, arrival, c)
+                    }
                 }
             }
         }

@@ -168,6 +168,14 @@ pub fn render(shared: &Shared) -> String {
         "NAT keepalives received.",
         one(c.keepalives_received),
     );
+    f.counter(
+        "spimux_udp_trains_total",
+        "Trains of ESP-in-UDP datagrams handled as one: sent as one UDP GSO message (tx), received coalesced by UDP_GRO (rx).",
+        vec![
+            (vec![("direction", "tx")], c.gso_trains_tx as f64),
+            (vec![("direction", "rx")], c.gro_trains_rx as f64),
+        ],
+    );
     let s = shared.spi_stats;
     f.counter(
         "spimux_spi_derivations_total",

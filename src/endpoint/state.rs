@@ -143,6 +143,10 @@ pub struct Counters {
     pub keepalives_sent: u64,
     /// NAT keepalives received.
     pub keepalives_received: u64,
+    /// UDP GSO messages sent (each a train of several datagrams).
+    pub gso_trains_tx: u64,
+    /// Coalesced trains received (UDP_GRO).
+    pub gro_trains_rx: u64,
 }
 
 impl Default for Counters {
@@ -155,6 +159,8 @@ impl Default for Counters {
             outer_tx: 0,
             keepalives_sent: 0,
             keepalives_received: 0,
+            gso_trains_tx: 0,
+            gro_trains_rx: 0,
         }
     }
 }
@@ -179,6 +185,8 @@ impl Merge for Counters {
         self.outer_tx += o.outer_tx;
         self.keepalives_sent += o.keepalives_sent;
         self.keepalives_received += o.keepalives_received;
+        self.gso_trains_tx += o.gso_trains_tx;
+        self.gro_trains_rx += o.gro_trains_rx;
     }
 }
 

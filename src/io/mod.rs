@@ -15,6 +15,7 @@ pub mod pnet_link;
 pub mod route_watch;
 pub mod sys;
 pub mod tun;
+pub mod udp_gso;
 
 use offload::Offload;
 use std::io;

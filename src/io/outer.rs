@@ -2,23 +2,13 @@
 //! and a UDP socket for RFC 3948 encapsulation.
 
 use super::sys::{set_rcvbuf, wait_readable, MmsgTx};
+use super::udp_gso::{sockaddr_in, GsoTx, UDP_GRO};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// IP protocol number of ESP.
 const IPPROTO_ESP: libc::c_int = 50;
-
-fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
 
 /// Reusable `sendmmsg` state for batches to IPv4 destinations; one per sending thread.
 pub type SendScratch = MmsgTx<libc::sockaddr_in>;
@@ -124,6 +114,17 @@ pub struct UdpDatagram {
     pub from: SocketAddrV4,
     /// Local address it was sent to.
     pub to: Option<Ipv4Addr>,
+    /// Set when the kernel coalesced a train of datagrams (UDP_GRO): `len`
+    /// bytes hold datagrams of this size back to back, the last maybe shorter.
+    pub segment: Option<usize>,
+}
+
+impl UdpDatagram {
+    /// The datagrams in `buf` (one, or the coalesced train).
+    pub fn datagrams<'a>(&self, buf: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+        let data = buf.get(..self.len).unwrap_or_default();
+        data.chunks(self.segment.filter(|s| *s > 0).unwrap_or(data.len().max(1)))
+    }
 }
 
 /// UDP socket for ESP-in-UDP, keepalives and (refused) IKE on the NAT-T port.
@@ -137,6 +138,8 @@ impl UdpEncap {
         let sock = UdpSocket::bind(SocketAddrV4::new(local, port))?;
         set_rcvbuf(sock.as_raw_fd(), rcvbuf)?;
         super::sys::setopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+        // Trains of datagrams arrive coalesced (kernels without it deliver them one by one).
+        let _ = super::sys::setopt(sock.as_raw_fd(), libc::IPPROTO_UDP, UDP_GRO, 1);
         sock.set_nonblocking(true)?;
         Ok(UdpEncap { sock })
     }
@@ -173,7 +176,7 @@ impl UdpEncap {
                 _ => Err(e),
             };
         }
-        let mut dst = None;
+        let (mut dst, mut segment) = (None, None);
         // SAFETY: the CMSG macros walk the control buffer the kernel filled.
         unsafe {
             let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -182,6 +185,10 @@ impl UdpEncap {
                     let info: libc::in_pktinfo =
                         std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                     dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+                }
+                if (*c).cmsg_level == libc::IPPROTO_UDP && (*c).cmsg_type == UDP_GRO {
+                    let size: libc::c_int = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    segment = usize::try_from(size).ok();
                 }
                 c = libc::CMSG_NXTHDR(&msg, c);
             }
@@ -193,6 +200,7 @@ impl UdpEncap {
                 u16::from_be(from.sin_port),
             ),
             to: dst,
+            segment,
         }))
     }
 
@@ -206,6 +214,15 @@ impl UdpEncap {
             self.sock.as_raw_fd(),
             msgs.map(|(d, a)| (d, sockaddr_in(a))),
         )
+    }
+
+    /// Sends datagrams, trains to one peer as UDP GSO messages.
+    pub fn send_gso<'a>(
+        &self,
+        tx: &mut GsoTx,
+        datagrams: impl Iterator<Item = (&'a [u8], SocketAddrV4)>,
+    ) -> io::Result<usize> {
+        tx.send(self.sock.as_raw_fd(), datagrams)
     }
 
     /// Sends one datagram.
