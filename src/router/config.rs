@@ -316,6 +316,20 @@ gateway = "203.0.113.1"
     }
 
     #[test]
+    fn offloads_default_by_backend_and_pnet_cannot_keep_them() {
+        let c = RouterConfig::parse(MIN).unwrap();
+        assert!(
+            !c.dataplane.offloads_disabled(),
+            "afpacket forwards offloads"
+        );
+        let pnet = format!("{MIN}\n[dataplane]\nbackend = \"pnet\"\n");
+        let c = RouterConfig::parse(&pnet).unwrap();
+        assert!(c.dataplane.offloads_disabled(), "pnet turns them off");
+        let e = RouterConfig::parse(&format!("{pnet}disable_offloads = false\n")).unwrap_err();
+        assert_eq!(e.field, "dataplane.disable_offloads", "{e}");
+    }
+
+    #[test]
     fn unknown_field_refused_with_its_name() {
         let e = RouterConfig::parse(&format!("{MIN}\n[nat]\nfiltring = \"x\"\n")).unwrap_err();
         assert!(e.why.contains("filtring"), "{e}");

@@ -184,28 +184,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
-/// Recomputes the TCP or UDP checksum of a complete datagram, e.g. one a
-/// sender left partial for checksum offload. Returns false (and changes
-/// nothing) for other protocols or a transport header that does not parse.
-pub fn fill_transport_checksum(datagram: &mut [u8]) -> bool {
-    let Ok(mut p) = Packet::new_checked(datagram) else {
-        return false;
-    };
-    let (src, dst, proto) = (p.src(), p.dst(), p.protocol());
-    match proto {
-        protocol::TCP => match super::tcp::Packet::new_checked(p.payload_mut()) {
-            Ok(mut t) => t.fill_checksum(src, dst),
-            Err(_) => return false,
-        },
-        protocol::UDP => match super::udp::Packet::new_checked(p.payload_mut()) {
-            Ok(mut u) => u.fill_checksum(src, dst),
-            Err(_) => return false,
-        },
-        _ => return false,
-    }
-    true
-}
-
 /// High-level representation of an option-less IPv4 header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr {
@@ -364,35 +342,5 @@ pub(crate) mod tests {
         assert!(p.verify_checksum());
         assert_eq!(p.src(), r.src);
         assert_eq!(p.ident(), 7);
-    }
-
-    #[test]
-    fn transport_checksum_completion() {
-        use crate::wire::{build, tcp, udp};
-        let (s, d) = (Ipv4Addr::new(10, 6, 1, 2), Ipv4Addr::new(198, 51, 100, 69));
-        for mut p in [
-            build::udp(s, 1, d, 2, b"data"),
-            build::tcp(s, 1, d, 2, 0x18, b"data"),
-        ] {
-            // What an offloading sender leaves: the folded pseudo-header sum only.
-            let (proto, off) = if p[9] == 17 { (17, 26) } else { (6, 36) };
-            let l4_len = (p.len() - 20) as u16;
-            let partial = checksum::fold(checksum::pseudo_header(s, d, proto, l4_len));
-            p[off..off + 2].copy_from_slice(&partial.to_be_bytes());
-            assert!(fill_transport_checksum(&mut p));
-            let ip = Packet::new_checked(&p[..]).unwrap();
-            let ok = if proto == 17 {
-                udp::Packet::new_checked(ip.payload())
-                    .unwrap()
-                    .verify_checksum(s, d)
-            } else {
-                tcp::Packet::new_checked(ip.payload())
-                    .unwrap()
-                    .verify_checksum(s, d)
-            };
-            assert!(ok, "protocol {proto}");
-        }
-        let mut icmp = build::echo(s, d, false, 1, 1);
-        assert!(!fill_transport_checksum(&mut icmp));
     }
 }
