@@ -81,8 +81,28 @@ x srv curl -sf http://127.0.0.1:9781/metrics | grep -v '^#' | awk '$NF != 0' | g
 for p in "${ENDPOINTS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 ENDPOINTS=()
 
+step "the same tunnel from h1 over UDP encapsulation (UDP GSO trains, GSO super-frames through spimux)"
+sed 's/^encap = "none"/encap = "udp"/' config/client-h1.toml >"$RUN/client-h1-udp.toml"
+ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder-udp.log" 2>&1 &
+ENDPOINTS+=($!)
+ip netns exec "${P}h1" "$BIN" client --config "$RUN/client-h1-udp.toml" >"$RUN/client-h1-udp.log" 2>&1 &
+ENDPOINTS+=($!)
+for ns in srv:9781 h1:9782; do
+  for _ in $(seq 50); do x "${ns%:*}" curl -sf -o /dev/null "http://127.0.0.1:${ns#*:}/metrics" && break; sleep 0.1; done
+done
+x h1 ping -c 2 -i 0.2 -W 2 10.99.0.1 | tail -1
+x srv timeout 20 iperf3 -s -1 -B 10.99.0.1 >/dev/null 2>&1 &
+sleep 0.5
+echo "iperf3 TCP from h1 through its UDP-encapsulated tunnel, 3 s:"
+x h1 timeout 20 iperf3 -c 10.99.0.1 -t 3 | grep -E 'receiver'
+sleep 0.3
+printf 'client h1: '; x h1 curl -sf http://127.0.0.1:9782/metrics | grep '^spimux_udp_trains_total{direction="tx"}'
+printf 'responder: '; x srv curl -sf http://127.0.0.1:9781/metrics | grep '^spimux_udp_trains_total{direction="rx"}'
+for p in "${ENDPOINTS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+ENDPOINTS=()
+
 step "metrics summary (non-zero samples)"
 x rt curl -sf http://127.0.0.1:9780/metrics | grep -v '^#' | awk '$NF != 0' | grep -E \
-  'rx_packets|tx_packets|drops_total|sessions_created|nat_sessions |nat_mappings|esp_|icmp_errors|arp_cache'
+  'rx_packets|tx_packets|drops_total|sessions_created|nat_sessions |nat_mappings|esp_|icmp_errors|arp_cache|offload_frames|gso_segments'
 kill -TERM "$ROUTER_PID"; wait "$ROUTER_PID" || true; ROUTER_PID=
 tail -1 "$RUN/router.log"
