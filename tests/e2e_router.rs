@@ -396,41 +396,11 @@ fn offloaded_frames_keep_their_offload_state_through_the_router() {
         &["ethtool", "-K", &format!("{}ws", bed.p), "tx", "off"],
     );
     bed.udp_echo_server();
-    let up = bed.dir.join("upload");
     let data: Vec<u8> = (0..4_000_000u32)
         .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
         .collect();
-    std::fs::write(&up, &data).unwrap();
-    let got = bed.dir.join("received.sha");
-    let sink = format!(
-        "socat -u TCP-LISTEN:7000,bind={SERVER} - | sha256sum > {}",
-        got.display()
-    );
-    bed.spawn("srv", &["sh", "-c", &sink]);
-    bed.wait_listening("srv", "t", 7000);
     assert_eq!(bed.udp_echo("h1", "partial"), "partial");
-    bed.ok(
-        "h1",
-        &[
-            "socat",
-            "-u",
-            &format!("OPEN:{}", up.display()),
-            &format!("TCP:{SERVER}:7000"),
-        ],
-    );
-    let want = bed.ok("srv", &["sha256sum", up.to_str().unwrap()]);
-    let t0 = std::time::Instant::now();
-    while std::fs::read_to_string(&got).map_or(true, |s| s.len() < 64)
-        && t0.elapsed().as_secs() < 10
-    {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let got = std::fs::read_to_string(&got).unwrap_or_default();
-    assert_eq!(
-        got.split_whitespace().next(),
-        want.split_whitespace().next(),
-        "upload intact"
-    );
+    upload_intact(&mut bed, "h1", &data, 7000, "upload intact");
     let nstat = bed.ok(
         "srv",
         &["nstat", "-az", "TcpInCsumErrors", "UdpInCsumErrors"],
@@ -458,5 +428,79 @@ fn offloaded_frames_keep_their_offload_state_through_the_router() {
     assert_eq!(
         bed.metric("spimux_drops_total{reason=\"mtu_exceeded\"}"),
         0.0
+    );
+}
+
+#[test]
+fn oversize_packets_get_fragmentation_needed_and_tcp_adapts() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    // A smaller MTU on the WAN side (read by spimux at start), as behind a PPPoE or tunnel uplink.
+    bed.ok(
+        "rt",
+        &["ip", "link", "set", &format!("{}ro", bed.p), "mtu", "1280"],
+    );
+    bed.start_router("");
+    // DF ping larger than the WAN MTU: spimux answers RFC 1191 "fragmentation needed", MTU 1280.
+    let o = bed.run(
+        "h1",
+        &[
+            "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1400", SERVER,
+        ],
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        text.contains("Frag needed") && text.contains("mtu = 1280"),
+        "ping output: {text}"
+    );
+    // TCP (DF set, TSO super-frames) learns the path MTU and gets through intact.
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| ((i * 7) >> 3) as u8).collect();
+    upload_intact(
+        &mut bed,
+        "h1",
+        &data,
+        7000,
+        "upload intact over the smaller MTU",
+    );
+    bed.wait_metric("spimux_drops_total{reason=\"mtu_exceeded\"}", 1.0);
+    assert!(bed.metric("spimux_drops_total{reason=\"mtu_exceeded\"}") >= 1.0);
+    assert!(bed.metric("spimux_icmp_sent_total") >= 1.0);
+}
+
+/// Uploads `data` from `host` to the server over TCP (socat) and asserts it
+/// arrived bit-exact (sha256 on the server side).
+fn upload_intact(bed: &mut Bed, host: &str, data: &[u8], port: u16, what: &str) {
+    let up = bed.dir.join(format!("upload-{port}"));
+    std::fs::write(&up, data).unwrap();
+    let got = bed.dir.join(format!("received-{port}.sha"));
+    let sink = format!(
+        "socat -u TCP-LISTEN:{port},bind={SERVER} - | sha256sum > {}",
+        got.display()
+    );
+    bed.spawn("srv", &["sh", "-c", &sink]);
+    bed.wait_listening("srv", "t", port);
+    bed.ok(
+        host,
+        &[
+            "socat",
+            "-u",
+            &format!("OPEN:{}", up.display()),
+            &format!("TCP:{SERVER}:{port}"),
+        ],
+    );
+    let want = bed.ok("srv", &["sha256sum", up.to_str().unwrap()]);
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&got).map_or(true, |s| s.len() < 64)
+        && t0.elapsed().as_secs() < 10
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let got = std::fs::read_to_string(&got).unwrap_or_default();
+    assert_eq!(
+        got.split_whitespace().next(),
+        want.split_whitespace().next(),
+        "{what}"
     );
 }

@@ -71,12 +71,14 @@ pub fn echo_reply(req: &[u8], src_mac: Mac, dst_mac: Mac) -> Option<Vec<u8>> {
     Some(f)
 }
 
-/// ICMP error (`ty`, `code`) from `src` about datagram `offending`,
-/// quoting its header and first 8 payload bytes (RFC 792).
+/// ICMP error (`ty`, `code`, the header's last four bytes `rest`) from
+/// `src` about datagram `offending`, quoting its header and first 8 payload
+/// bytes (RFC 792).
 pub fn icmp_error(
     offending: &[u8],
     ty: u8,
     code: u8,
+    rest: [u8; 4],
     src: Ipv4Addr,
     src_mac: Mac,
     dst_mac: Mac,
@@ -95,7 +97,14 @@ pub fn icmp_error(
         ttl: 64,
     };
     repr.emit(&mut f[ETH..], ip.ident()).ok()?;
-    icmp::emit_error(f.get_mut(ETH + ipv4::MIN_HEADER_LEN..)?, ty, code, quote).ok()?;
+    icmp::emit_error_with(
+        f.get_mut(ETH + ipv4::MIN_HEADER_LEN..)?,
+        ty,
+        code,
+        rest,
+        quote,
+    )
+    .ok()?;
     Some(f)
 }
 
@@ -161,6 +170,7 @@ mod tests {
             &probe,
             icmp::kind::TIME_EXCEEDED,
             0,
+            [0; 4],
             Ipv4Addr::new(10, 6, 1, 1),
             A,
             B,
@@ -171,5 +181,33 @@ mod tests {
         let m = icmp::Packet::new_checked(ip.payload()).unwrap();
         assert!(m.verify_checksum());
         assert_eq!(m.body(), &probe[..28]);
+    }
+
+    #[test]
+    fn fragmentation_needed_carries_the_next_hop_mtu() {
+        let big = build::udp(
+            Ipv4Addr::new(10, 6, 1, 2),
+            4500,
+            Ipv4Addr::new(198, 51, 100, 69),
+            4500,
+            &[0u8; 1600],
+        );
+        let mtu = 1500u16.to_be_bytes();
+        let f = icmp_error(
+            &big,
+            icmp::kind::DEST_UNREACHABLE,
+            icmp::kind::FRAG_NEEDED,
+            [0, 0, mtu[0], mtu[1]],
+            Ipv4Addr::new(10, 6, 1, 1),
+            A,
+            B,
+        )
+        .unwrap();
+        let ip = ipv4::Packet::new_checked(&f[ETH..]).unwrap();
+        let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+        assert!(m.verify_checksum());
+        assert_eq!(&ip.payload()[..2], &[3, 4]);
+        assert_eq!(&ip.payload()[6..8], &[0x05, 0xdc]);
+        assert_eq!(m.body(), &big[..28]);
     }
 }

@@ -256,6 +256,14 @@ impl Worker {
         let Some(hop) = self.shared.routes.lookup(dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
+        // Before translation, so the error quotes what the sender sent.
+        let egress = match hop {
+            NextHop::Inside(_) => Side::Inside,
+            NextHop::Outside(_) => Side::Outside,
+        };
+        if !self.fits(ip, &off, egress, self.shared.inside_ip, src_mac) {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
         if let NextHop::Inside(_) = hop {
             // Inside to inside (e.g. a static route): plain forwarding, no NAT.
             decrement_ttl(ip);
@@ -315,6 +323,9 @@ impl Worker {
             self.time_exceeded(ip, Side::Outside, dst, src_mac);
             return Verdict::Drop(DropReason::TtlExceeded);
         }
+        if !self.fits(ip, &flags.offload, Side::Inside, dst, src_mac) {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
         if let Err(r) = self
             .shared
             .nat
@@ -350,11 +361,47 @@ impl Worker {
             return;
         }
         let me = self.shared.iface_mac(side);
-        if let Some(f) = originate::icmp_error(ip, icmp::kind::TIME_EXCEEDED, 0, from, me, src_mac)
+        if let Some(f) =
+            originate::icmp_error(ip, icmp::kind::TIME_EXCEEDED, 0, [0; 4], from, me, src_mac)
         {
             self.generated.push((side, f, Offload::default()));
             self.local.icmp_sent += 1;
         }
+    }
+
+    /// True when `ip` (or each of its GSO segments) fits the MTU of `egress`.
+    /// Otherwise, with DF set, tells the sender the MTU (RFC 1191) from
+    /// `from` on the side it came in; spimux never fragments.
+    fn fits(
+        &mut self,
+        ip: &[u8],
+        off: &Offload,
+        egress: Side,
+        from: Ipv4Addr,
+        src_mac: Mac,
+    ) -> bool {
+        let mtu = self.shared.mtu(egress);
+        if offload::largest_packet(ip, off) <= mtu as usize {
+            return true;
+        }
+        let df = ipv4::Packet::new_checked(ip).is_ok_and(|p| p.dont_fragment());
+        if df && !is_icmp_error(ip) {
+            let m = u16::try_from(mtu).unwrap_or(u16::MAX).to_be_bytes();
+            let me = self.shared.iface_mac(self.side);
+            if let Some(f) = originate::icmp_error(
+                ip,
+                icmp::kind::DEST_UNREACHABLE,
+                icmp::kind::FRAG_NEEDED,
+                [0, 0, m[0], m[1]],
+                from,
+                me,
+                src_mac,
+            ) {
+                self.generated.push((self.side, f, Offload::default()));
+                self.local.icmp_sent += 1;
+            }
+        }
+        false
     }
 
     /// Sets the Ethernet header for `hop` in place, or queues the frame (with
@@ -364,7 +411,7 @@ impl Worker {
             NextHop::Inside(a) => (Side::Inside, a),
             NextHop::Outside(a) => (Side::Outside, a),
         };
-        // No fragmentation: DF is the norm, and a GSO segment cannot be split.
+        // Backstop for paths the ingress check cannot see (hairpin): never send oversize.
         if offload::largest_packet(ip, &off) > self.shared.mtu(side) as usize {
             return Verdict::Drop(DropReason::MtuExceeded);
         }

@@ -12,6 +12,8 @@ pub mod kind {
     pub const ECHO_REPLY: u8 = 0;
     /// Destination unreachable.
     pub const DEST_UNREACHABLE: u8 = 3;
+    /// Destination unreachable code: fragmentation needed and DF set.
+    pub const FRAG_NEEDED: u8 = 4;
     /// Source quench (deprecated but still an error carrying a quote).
     pub const SOURCE_QUENCH: u8 = 4;
     /// Redirect.
@@ -107,9 +109,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// Writes an ICMP error header (type, code, zero rest-of-header) followed by
 /// `quote` into `buf` and fills the checksum. Returns the message length.
 pub fn emit_error(buf: &mut [u8], msg_type: u8, code: u8, quote: &[u8]) -> Result<usize> {
+    emit_error_with(buf, msg_type, code, [0; 4], quote)
+}
+
+/// [`emit_error`] with the header's last four bytes set (RFC 1191: the
+/// next-hop MTU in bytes 6–7 of "fragmentation needed").
+pub fn emit_error_with(
+    buf: &mut [u8],
+    msg_type: u8,
+    code: u8,
+    rest: [u8; 4],
+    quote: &[u8],
+) -> Result<usize> {
     let len = HEADER_LEN + quote.len();
     let b = buf.get_mut(..len).ok_or(WireError::Truncated)?;
-    b[..HEADER_LEN].copy_from_slice(&[msg_type, code, 0, 0, 0, 0, 0, 0]);
+    b[..4].copy_from_slice(&[msg_type, code, 0, 0]);
+    b[4..HEADER_LEN].copy_from_slice(&rest);
     b[HEADER_LEN..].copy_from_slice(quote);
     let c = checksum::checksum(b);
     put16(b, 2, c);

@@ -91,6 +91,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn is_fragment(&self) -> bool {
         be16(self.b(), 6) & 0x3fff != 0
     }
+    /// Don't-fragment flag.
+    pub fn dont_fragment(&self) -> bool {
+        be16(self.b(), 6) & 0x4000 != 0
+    }
     /// Fragment offset in 8-byte units.
     pub fn frag_offset(&self) -> u16 {
         be16(self.b(), 6) & 0x1fff
