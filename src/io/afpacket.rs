@@ -234,7 +234,7 @@ impl AfPacketRx {
                 Ok(o) => f.offload = o,
                 Err(_) => f.offload_unusable = true,
             }
-            // msg_len and tp_len count the virtio-net header too.
+            // msg_len counts the virtio-net header too; tp_len is the frame alone.
             let len = (m.msg_len as usize).saturating_sub(VNET_HDR_LEN);
             // SAFETY: walks the control buffer the kernel filled, within msg_controllen.
             unsafe {

@@ -123,7 +123,9 @@ impl UdpDatagram {
     /// The datagrams in `buf` (one, or the coalesced train).
     pub fn datagrams<'a>(&self, buf: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
         let data = buf.get(..self.len).unwrap_or_default();
-        data.chunks(self.segment.filter(|s| *s > 0).unwrap_or(data.len().max(1)))
+        let size = self.segment.filter(|s| *s > 0).unwrap_or(data.len().max(1));
+        // An empty datagram is still one datagram (to be classified and counted).
+        data.chunks(size).chain(data.is_empty().then_some(data))
     }
 }
 
@@ -204,18 +206,6 @@ impl UdpEncap {
         }))
     }
 
-    /// Sends datagrams.
-    pub fn send_batch<'a>(
-        &self,
-        scratch: &mut SendScratch,
-        msgs: impl Iterator<Item = (&'a [u8], SocketAddrV4)>,
-    ) -> io::Result<usize> {
-        scratch.send(
-            self.sock.as_raw_fd(),
-            msgs.map(|(d, a)| (d, sockaddr_in(a))),
-        )
-    }
-
     /// Sends datagrams, trains to one peer as UDP GSO messages.
     pub fn send_gso<'a>(
         &self,
@@ -233,5 +223,37 @@ impl UdpEncap {
     /// Bound local address.
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.sock.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dgram(len: usize, segment: Option<usize>) -> UdpDatagram {
+        UdpDatagram {
+            len,
+            from: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 10), 4500),
+            to: None,
+            segment,
+        }
+    }
+
+    #[test]
+    fn a_coalesced_train_splits_at_the_segment_size() {
+        let buf = [7u8; 100];
+        let sizes: Vec<usize> = dgram(100, Some(40))
+            .datagrams(&buf)
+            .map(<[u8]>::len)
+            .collect();
+        assert_eq!(sizes, vec![40, 40, 20]);
+        let sizes: Vec<usize> = dgram(30, None).datagrams(&buf).map(<[u8]>::len).collect();
+        assert_eq!(sizes, vec![30]);
+    }
+
+    #[test]
+    fn an_empty_datagram_is_one_datagram() {
+        assert_eq!(dgram(0, None).datagrams(&[]).count(), 1);
+        assert_eq!(dgram(0, Some(0)).datagrams(&[1, 2]).count(), 1);
     }
 }
