@@ -11,14 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-bash testbed/install-deps.sh
+bench_init hb
 ensure_strongswan
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/spimux
 SW=$PWD/bench/strongswan
 PY=/usr/bin/python3
-P=hb$(printf '%04x' $((RANDOM % 65536)))
-RUN=$(mktemp -d /tmp/spimux-handover-XXXX)
 cleanup() { stop_all; bash testbed/mobility.sh down "$P"; [ -n "${KEEP:-}" ] || rm -rf "$RUN"; }
 trap cleanup EXIT INT TERM
 now() { date +%s.%N; }

@@ -3,6 +3,32 @@
 # kept in PIDS, so stop_all stops exactly what the script started.
 
 PIDS=()
+ROUTER=
+
+# bench_init TAG: dependencies and the release build, then BIN, a per-run
+# prefix P (TAG + 4 hex digits, so a run removes exactly its own) and a run
+# directory RUN.
+bench_init() {
+  bash testbed/install-deps.sh
+  cargo build --release --locked --quiet
+  BIN=$PWD/target/release/spimux
+  P=$1$(printf '%04x' $((RANDOM % 65536)))
+  RUN=$(mktemp -d "/tmp/spimux-$1-XXXX")
+}
+
+# start_router CONFIG: spimux's router on the testbed's router namespace
+# (ROUTER = its PID), returning once its metrics answer.
+start_router() {
+  ip netns exec "${P}rt" "$BIN" router --config "$1" --inside-interface "${P}ri" --outside-interface "${P}ro" >"$RUN/router.log" 2>&1 &
+  ROUTER=$!
+  wait_metrics "${P}rt" 9780
+}
+
+# stop_router: stops the router started by start_router, if any.
+stop_router() {
+  if [ -n "$ROUTER" ]; then kill "$ROUTER" 2>/dev/null || true; wait "$ROUTER" 2>/dev/null || true; fi
+  ROUTER=
+}
 have() { command -v "$1" >/dev/null 2>&1; }
 x() { ip netns exec "$@"; }  # foreground only: `$!` of a function is a subshell
 wait_file() { for _ in $(seq 300); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; return 1; }

@@ -12,13 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
 source bench/lib.sh
-bash testbed/install-deps.sh
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/spimux
-P=rc$(printf '%04x' $((RANDOM % 65536)))
-RUN=$(mktemp -d /tmp/spimux-rtcp-XXXX)
-ROUTER=
-cleanup() { stop_all; if [ -n "$ROUTER" ]; then kill "$ROUTER" 2>/dev/null || true; fi; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
+bench_init rc
+cleanup() { stop_all; stop_router; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
 trap cleanup EXIT INT TERM
 bash testbed/topology.sh up "$P"
 [ -n "${VERIFY_CSUM:-}" ] && x "${P}wan" ethtool -K "${P}ws" tx off >/dev/null
@@ -35,13 +30,11 @@ iperf() {  # $1 = "" (upload) | -R (download); prints "Mbit/s csum-errors"
   echo "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6))' "$RUN/iperf.json") ${errs:-0}"
 }
 
-ip netns exec "${P}rt" "$BIN" router --config config/router.toml --inside-interface "${P}ri" --outside-interface "${P}ro" >"$RUN/router.log" 2>&1 &
-ROUTER=$!
-wait_metrics "${P}rt" 9780
+start_router config/router.toml
 read -r su sue < <(iperf "")
 read -r sd sde < <(iperf -R)
 offl=$(x "${P}rt" curl -sf http://127.0.0.1:9780/metrics | awk '/^spimux_offload_frames_total|^spimux_gso_segments_total/ {printf "%s=%s ", $1, $2}')
-kill "$ROUTER"; wait "$ROUTER" 2>/dev/null || true; ROUTER=
+stop_router
 bash testbed/topology.sh kernel-nat "$P" on
 read -r ku kue < <(iperf "")
 read -r kd kde < <(iperf -R)

@@ -7,16 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5} WORKERS=${2:-2} BACKEND=${3:-afpacket} TG_CPUS=${4:-1}
-bash testbed/install-deps.sh
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/spimux
-P=sb$(printf '%04x' $((RANDOM % 65536)))
-RUN=$(mktemp -d /tmp/spimux-bench-XXXX)
-ROUTER_PID=
-cleanup() {
-  [ -n "$ROUTER_PID" ] && kill "$ROUTER_PID" 2>/dev/null && wait "$ROUTER_PID" 2>/dev/null || true
-  bash testbed/topology.sh down "$P"; rm -rf "$RUN"
-}
+source bench/lib.sh
+bench_init sb
+cleanup() { stop_router; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
 trap cleanup EXIT INT TERM
 bash testbed/topology.sh up "$P"
 # The server side must not be the bottleneck: count at the WAN router's ingress.
@@ -49,14 +42,11 @@ measure() {
 
 printf '[dataplane]\nworkers = %s\nbackend = "%s"\n' "$WORKERS" "$BACKEND" >"$RUN/extra.toml"
 sed '/^\[dataplane\]/,/^\[arp\]/{/^\[arp\]/!d}' config/router.toml | cat - "$RUN/extra.toml" >"$RUN/router.toml"
-ip netns exec "${P}rt" "$BIN" router --config "$RUN/router.toml" --inside-interface "${P}ri" --outside-interface "${P}ro" \
-  >"$RUN/router.log" 2>&1 &
-ROUTER_PID=$!
-for _ in $(seq 50); do ip netns exec "${P}rt" curl -sf -o /dev/null http://127.0.0.1:9780/metrics && break; sleep 0.1; done
+start_router "$RUN/router.toml"
 warm
 spimux_pps=$(measure)
 drops=$(ip netns exec "${P}rt" curl -sf http://127.0.0.1:9780/metrics | awk '/^spimux_drops_total/ && $NF != 0 {print}' | tr '\n' ' ')
-kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true; ROUTER_PID=
+stop_router
 
 bash testbed/topology.sh kernel-nat "$P" on
 warm

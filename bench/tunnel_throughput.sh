@@ -12,21 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10} STREAMS=${2:-1}
 source bench/lib.sh
-bash testbed/install-deps.sh
+bench_init st
 ensure_strongswan
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/spimux
 SW=$PWD/bench/strongswan
-P=st$(printf '%04x' $((RANDOM % 65536)))
-RUN=$(mktemp -d /tmp/spimux-tbench-XXXX)
-ROUTER=
-cleanup() { stop_all; kill "$ROUTER" 2>/dev/null || true; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
+cleanup() { stop_all; stop_router; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
 trap cleanup EXIT INT TERM
 bash testbed/topology.sh up "$P"
-
-ip netns exec "${P}rt" "$BIN" router --config config/router.toml --inside-interface "${P}ri" --outside-interface "${P}ro" >"$RUN/router.log" 2>&1 &
-ROUTER=$!
-wait_metrics "${P}rt" 9780
+start_router config/router.toml
 
 iperf() {  # prints receiver Mbit/s
   ip netns exec "${P}srv" timeout $((SECS + 20)) iperf3 -s -1 -B 10.99.0.1 >/dev/null 2>&1 &

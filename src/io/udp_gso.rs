@@ -42,32 +42,29 @@ pub struct Run {
 /// last one, within [`MAX_SEGMENTS`] and [`MAX_BYTES`].
 pub fn runs(items: impl Iterator<Item = (usize, SocketAddrV4)>, out: &mut Vec<Run>) {
     out.clear();
-    let mut cur: Option<(Run, SocketAddrV4, usize, bool)> = None; // run, dst, bytes, closed
+    // The open run's destination and byte count.
+    let mut open: Option<(SocketAddrV4, usize)> = None;
     for (i, (len, dst)) in items.enumerate() {
-        if let Some((run, d, bytes, closed)) = cur.as_mut() {
-            let fits = *d == dst
-                && !*closed
+        if let (Some(run), Some((d, bytes))) = (out.last_mut(), open.as_mut()) {
+            // A shorter datagram ends a run: only a run of full segments takes more.
+            let all_full = run.segment > 0 && *bytes == run.segment * run.count;
+            if *d == dst
+                && all_full
                 && len <= run.segment
                 && run.count < MAX_SEGMENTS
-                && *bytes + len <= MAX_BYTES;
-            if fits {
+                && *bytes + len <= MAX_BYTES
+            {
                 run.count += 1;
                 *bytes += len;
-                // A shorter datagram can only end a run.
-                *closed = len < run.segment;
                 continue;
             }
-            out.push(*run);
         }
-        let run = Run {
+        out.push(Run {
             start: i,
             count: 1,
             segment: len,
-        };
-        cur = Some((run, dst, len, len == 0));
-    }
-    if let Some((run, ..)) = cur {
-        out.push(run);
+        });
+        open = Some((dst, len));
     }
 }
 

@@ -22,6 +22,11 @@ fn l4_header_len(p: &ipv4::Packet<&[u8]>) -> Option<usize> {
     }
 }
 
+/// IP plus transport header bytes: what every GSO segment repeats.
+fn headers_len(p: &ipv4::Packet<&[u8]>) -> usize {
+    p.header_len() + l4_header_len(p).unwrap_or(0)
+}
+
 /// Checks `off` against the (already validated) IPv4 packet `ip` and says
 /// what its transport checksum field holds.
 pub fn check(ip: &[u8], off: &Offload) -> Result<L4Checksum, DropReason> {
@@ -53,10 +58,7 @@ pub fn check(ip: &[u8], off: &Offload) -> Result<L4Checksum, DropReason> {
 /// Largest IP packet `ip` puts on the wire: itself, or one full segment.
 pub fn largest_packet(ip: &[u8], off: &Offload) -> usize {
     match (off.gso, ipv4::Packet::new_checked(ip)) {
-        (Some(g), Ok(p)) => {
-            let headers = p.header_len() + l4_header_len(&p).unwrap_or(0);
-            (headers + usize::from(g.size)).min(ip.len())
-        }
+        (Some(g), Ok(p)) => (headers_len(&p) + usize::from(g.size)).min(ip.len()),
         _ => ip.len(),
     }
 }
@@ -64,10 +66,7 @@ pub fn largest_packet(ip: &[u8], off: &Offload) -> usize {
 /// Wire packets `ip` stands for.
 pub fn segments(ip: &[u8], off: &Offload) -> usize {
     match ipv4::Packet::new_checked(ip) {
-        Ok(p) => {
-            let headers = p.header_len() + l4_header_len(&p).unwrap_or(0);
-            off.segments(p.len().saturating_sub(headers))
-        }
+        Ok(p) => off.segments(p.len().saturating_sub(headers_len(&p))),
         Err(_) => 1,
     }
 }
