@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod esp;
 pub mod ethernet;
 pub mod icmp;
+pub mod ike;
 pub mod ipv4;
 pub mod mobility;
 pub mod tcp;
