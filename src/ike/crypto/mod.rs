@@ -8,21 +8,27 @@
 //! randomness are passed in.
 
 mod auth;
+mod cert;
 mod dh;
 mod keys;
 mod nat;
 mod prf;
+mod sig;
 mod sk;
 
 pub use auth::{psk_auth, psk_verify, signed_octets};
+pub use cert::{load_cert_der, PeerCert, TrustAnchors};
 pub use dh::{Group, KeyExchange};
 pub use keys::{EspKeys, EspSuite, IkeKeys, IkeSuite};
 pub use nat::nat_detection_hash;
 pub use prf::Prf;
+pub use sig::{auth_method, SigScheme, SigningKey};
 pub use sk::{Encr, Integ, SkCipher};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pki;
 
 /// Why a cryptographic operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
