@@ -11,6 +11,7 @@
 pub mod daemon;
 pub mod endpoint;
 pub mod esp;
+pub mod ike;
 pub mod io;
 pub mod mobility;
 pub mod nat;

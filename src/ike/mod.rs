@@ -1,0 +1,3 @@
+//! IKEv2 (RFC 7296) protocol core: no I/O, no clock reads.
+
+pub mod crypto;
