@@ -10,6 +10,7 @@
 mod auth;
 mod cert;
 mod dh;
+mod keylog;
 mod keys;
 mod nat;
 mod prf;
@@ -19,6 +20,7 @@ mod sk;
 pub use auth::{psk_auth, psk_verify, signed_octets};
 pub use cert::{load_cert_der, PeerCert, TrustAnchors};
 pub use dh::{Group, KeyExchange};
+pub use keylog::{esp_uat_line, ikev2_uat_line};
 pub use keys::{EspKeys, EspSuite, IkeKeys, IkeSuite};
 pub use nat::nat_detection_hash;
 pub use prf::Prf;

@@ -146,7 +146,7 @@ impl SigningKey {
     /// which needs randomness); call at configuration load.
     pub fn check(&self, rng: &dyn SecureRandom) -> Result<(), CryptoError> {
         match &self.inner {
-            KeyInner::Ecdsa(p) => self::ecdsa_pair(p, SigScheme::EcdsaSha256, rng).map(|_| ()),
+            KeyInner::Ecdsa(p) => ecdsa_pair(p, SigScheme::EcdsaSha256, rng).map(|_| ()),
             KeyInner::Rsa(_) => Ok(()),
         }
     }

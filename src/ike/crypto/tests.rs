@@ -580,3 +580,70 @@ fn psk_auth_value_and_verify() {
     assert!(!psk_verify(p, b"secret", &octets, &auth[..16]));
     assert!(!psk_verify(p, b"secret", &octets, &[]));
 }
+
+// ---- Wireshark key logs ----
+
+#[test]
+fn keylog_lines() {
+    let (ni, nr) = nonces();
+    let keys = gcm_suite()
+        .derive(&ni, &nr, &[0x77; 32], SPI_I, SPI_R)
+        .unwrap();
+    assert_eq!(
+        ikev2_uat_line(SPI_I, SPI_R, &gcm_suite(), &keys),
+        "0102030405060708,1112131415161718,\
+         b1fc88f3830ceeceece09e32c02cca193667f0c24a446f46a693f54e89f49fad80b67d1d,\
+         e20367b85f23ddd46552fb0eb50081fe3c10c19f049e78a06f1aea470e99c70279006ebd,\
+         \"AES-GCM-256 with 16 octet ICV [RFC5282]\",,,\"NONE [RFC4306]\""
+    );
+    let cbc = IkeSuite {
+        encr: Encr::AesCbc { key_bits: 128 },
+        integ: Some(Integ::HmacSha256_128),
+        prf: Prf::HmacSha384,
+        group: Group::Ecp256,
+    };
+    let k = cbc.derive(&ni, &nr, &[0x77; 32], SPI_I, SPI_R).unwrap();
+    assert_eq!(
+        ikev2_uat_line(SPI_I, SPI_R, &cbc, &k),
+        "0102030405060708,1112131415161718,\
+         9e69c4f74149482582ea769c5d75a35e,8bb8698127f3a0ce5e34b94cd213ae9e,\
+         \"AES-CBC-128 [RFC3602]\",\
+         6ad1e67a4c101d37e2d09dfed695a850aa8cf0aca55767962ebdbf53167b5bb7,\
+         e1f84bebbdf7ca1ad5f30f3f9fd35b75cac4b700bde7d7c478dbf92a9480e904,\
+         \"HMAC_SHA2_256_128 [RFC4868]\""
+    );
+    let gcm = EspSuite {
+        encr: Encr::AesGcm16 { key_bits: 128 },
+        integ: None,
+        esn: false,
+    };
+    let (i2r, _) = gcm
+        .derive(Prf::HmacSha256, &keys.sk_d, None, &ni, &nr)
+        .unwrap();
+    let src = Ipv4Addr::new(198, 51, 100, 10);
+    let dst = Ipv4Addr::new(203, 0, 113, 5);
+    assert_eq!(
+        esp_uat_line(src, dst, 0xc3ad_a079, &gcm, &i2r),
+        "\"IPv4\",\"198.51.100.10\",\"203.0.113.5\",\"0xc3ada079\",\
+         \"AES-GCM with 16 octet ICV [RFC4106]\",\
+         \"0xbcedeeac13c1d08b341d0e015de7e7c7631f1cc6\",\"NULL\",\"\""
+    );
+    let cbc = EspSuite {
+        encr: Encr::AesCbc { key_bits: 128 },
+        integ: Some(Integ::HmacSha256_128),
+        esn: false,
+    };
+    let keys = EspKeys {
+        encr: vec![0xab; 16],
+        integ: vec![0xcd; 32],
+    };
+    assert_eq!(
+        esp_uat_line(src, dst, 0x100, &cbc, &keys),
+        format!(
+            "\"IPv4\",\"198.51.100.10\",\"203.0.113.5\",\"0x00000100\",\"AES-CBC [RFC3602]\",\
+             \"0x{}\",\"HMAC-SHA-256-128 [RFC4868]\",\"0x{}\"",
+            "ab".repeat(16),
+            "cd".repeat(32)
+        )
+    );
+}
