@@ -180,7 +180,7 @@ CONF
     cp "$PKI/$auth/gw.pem" "$d/responder/x509/"; cp "$PKI/$auth/gw.key" "$d/responder/private/"
     cp "$PKI/$auth/ca.pem" "$d/initiator/x509ca/"; cp "$PKI/$auth/ca.pem" "$d/responder/x509ca/"
   fi
-  ip netns exec "${P}srv" timeout 90 tcpdump -i "${P}s" -n -s 0 -U -w "$d/capture.pcap" \
+  ip netns exec "${P}srv" timeout 90 tcpdump -i "${P}s" -n -s 0 -U --immediate-mode -w "$d/capture.pcap" \
     'udp port 500 or udp port 4500 or ip proto 50' 2>"$d/tcpdump.log" &
   TCPDUMP=$!
   wait_for "$d/tcpdump.log" 'listening on'
@@ -202,7 +202,7 @@ CONF
     wait_count "$L" 'parsed INFORMATIONAL response [0-9]+ \[ \]' 2
     sw "$d" initiator --terminate --ike cap --timeout 5 >/dev/null
   fi
-  sleep 0.3
+  sleep 1  # late retransmits or responses land before the capture stops
   stop_tcpdump
   stop_all
   bash testbed/topology.sh down "$P"

@@ -322,7 +322,7 @@ strongswan.conf in this directory):
   auth           {pskline}
   traffic sel.   10.98.0.2/32 (h1) === 10.99.0.0/24 (srv), tunnel mode
   fragment_size  {frag} (charon.fragment_size; IKEv2 fragmentation = yes, the default)
-  dpd_delay      {dpd} on the initiator{' (mobike = no on both sides: the DPD is an EMPTY INFORMATIONAL; with MOBIKE, behind a NAT, strongSwan puts N(NATD_S_IP) N(NATD_D_IP) in every DPD)' if dpd != '0s' else ''}
+  dpd_delay      {dpd if dpd != '0s' else '0s (off)'} on the initiator{' (mobike = no on both sides: the DPD is an EMPTY INFORMATIONAL; with MOBIKE, behind a NAT, strongSwan puts N(NATD_S_IP) N(NATD_D_IP) in every DPD)' if dpd != '0s' else ''}
   Two ESP pings (h1 -> 10.99.0.1) after IKE_AUTH{' and after the CHILD_SA rekey' if scen == 'psk-gcm-x25519' else ''}; they are in capture.pcap.
 
 Files: NN-<exchange>-<req|resp>-<i|r>[-fragKofN].bin = the IKE message (IKE
@@ -334,7 +334,11 @@ header); ikev2_decryption_table and esp_sa hold the same keys in the format
 of strongSwan's save-keys plugin (Wireshark's UAT files).
 
 Messages:
-""" + "\n".join(listing) + f"""
+""" + "\n".join(listing) + ("""
+
+  (RFC 7383 fragments: each SKF fragment is encrypted and authenticated on its
+  own, with the same keys; tshark decrypts each and shows the reassembled
+  message's payloads on the last fragment, "SKF{}" on the others.)""" if any("-frag" in m for m in msgs) else "") + f"""
 
 Decryption check (output in tshark-decrypted.txt; the same is printed by
 `python3 testbed/ike_extract.py verify tests/data/ike/{scen}`):
