@@ -282,7 +282,7 @@ pub struct KeyMaterial {
 pub fn parse_key(hex: &str) -> Result<KeyMaterial, String> {
     let h = hex.trim();
     let h = h.strip_prefix("0x").unwrap_or(h);
-    if h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("must be hex digits".into());
     }
     let bytes: Vec<u8> = (0..h.len())

@@ -226,6 +226,19 @@ impl SpiAllocator {
         }
     }
 
+    /// Marks live a random SPI (not derived: we propose it and the peer
+    /// answers), never reserved and never live; random bytes from `draw`.
+    pub fn allocate_random(&mut self, mut draw: impl FnMut() -> u32) -> Result<u32, SpiError> {
+        for _ in 0..MAX_DRAWS {
+            let spi = draw();
+            if spi >= MIN_SPI && self.live.insert(spi) {
+                return Ok(spi);
+            }
+        }
+        self.stats.refused += 1;
+        Err(SpiError::Exhausted(MAX_DRAWS))
+    }
+
     /// Returns an SPI to the pool (SA deleted).
     pub fn release(&mut self, spi: u32) {
         self.live.remove(&spi);

@@ -121,12 +121,23 @@ pub fn load_cert_der(bytes: &[u8]) -> Result<Vec<u8>, CryptoError> {
 /// A CA trust anchor set.
 pub struct TrustAnchors {
     anchors: Vec<TrustAnchor<'static>>,
+    /// SHA-1 of each anchor's subjectPublicKeyInfo (CERTREQ, RFC 7296 §3.7).
+    key_ids: Vec<[u8; 20]>,
 }
 
 impl TrustAnchors {
     /// One or more CA certificates, PEM (several blocks) or DER (one).
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<TrustAnchors, CryptoError> {
-        let anchors = certs_from_pem_or_der(bytes)?
+        let ders = certs_from_pem_or_der(bytes)?;
+        let mut key_ids = Vec::with_capacity(ders.len());
+        for der in &ders {
+            let spki = parse(der)?.tbs_certificate.subject_pki.raw;
+            let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, spki);
+            let mut id = [0u8; 20];
+            id.copy_from_slice(d.as_ref());
+            key_ids.push(id);
+        }
+        let anchors = ders
             .iter()
             .map(|der| {
                 let der = CertificateDer::from(der.as_slice());
@@ -135,7 +146,12 @@ impl TrustAnchors {
                     .map_err(cert_err)
             })
             .collect::<Result<_, _>>()?;
-        Ok(TrustAnchors { anchors })
+        Ok(TrustAnchors { anchors, key_ids })
+    }
+
+    /// SHA-1 hashes of the anchors' public keys, for a CERTREQ payload.
+    pub fn key_ids(&self) -> &[[u8; 20]] {
+        &self.key_ids
     }
 
     /// Checks `end_entity` (DER) chains to an anchor through

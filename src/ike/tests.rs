@@ -1,0 +1,579 @@
+//! The engine against itself: an initiator and a responder exchanging
+//! datagrams in memory, time stepped by hand, optionally through a NAT.
+
+use super::crypto::{Encr, EspSuite, Group, IkeSuite, Integ, Prf};
+use super::engine::{Datagram, DownReason, Engine, EngineConfig, Event, Transmit};
+use super::policy::{
+    parse_identity, ChildRekey, Lifetimes, LocalAuth, NatDetection, PeerPolicy, RemoteAuth,
+};
+use super::sa::IkeState;
+use crate::spi::{Layout, SpiAllocator};
+use crate::wire::ike::{Header, NotifyType, Payload};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 6, 1, 2);
+const PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 69);
+
+fn gcm_x25519() -> IkeSuite {
+    IkeSuite {
+        encr: Encr::AesGcm16 { key_bits: 128 },
+        integ: None,
+        prf: Prf::HmacSha256,
+        group: Group::Curve25519,
+    }
+}
+
+fn cbc_ecp256() -> IkeSuite {
+    IkeSuite {
+        encr: Encr::AesCbc { key_bits: 256 },
+        integ: Some(Integ::HmacSha256_128),
+        prf: Prf::HmacSha256,
+        group: Group::Ecp256,
+    }
+}
+
+fn esp_gcm() -> EspSuite {
+    EspSuite {
+        encr: Encr::AesGcm16 { key_bits: 128 },
+        integ: None,
+        esn: true,
+    }
+}
+
+fn policy(client: bool, psk: &str) -> PeerPolicy {
+    let key = Arc::new(psk.as_bytes().to_vec());
+    let (local, remote) = if client { ("h1", "gw") } else { ("gw", "h1") };
+    let (lts, rts) = if client {
+        ("10.98.0.2/32", "10.99.0.0/24")
+    } else {
+        ("10.99.0.0/24", "10.98.0.2/32")
+    };
+    PeerPolicy {
+        name: remote.into(),
+        local_id: parse_identity(local).unwrap(),
+        remote_id: Some(parse_identity(remote).unwrap()),
+        local_auth: LocalAuth::Psk(key.clone()),
+        remote_auth: RemoteAuth::Psk(key),
+        ike_suites: vec![gcm_x25519(), cbc_ecp256()],
+        esp_suites: vec![esp_gcm()],
+        local_ts: vec![lts.parse().unwrap()],
+        remote_ts: vec![rts.parse().unwrap()],
+        nat: NatDetection::Auto,
+        lifetimes: Lifetimes {
+            ike_rekey_ms: 0,
+            child_rekey_ms: 0,
+            child_hard_ms: 0,
+            jitter_ms: 0,
+        },
+        child_rekey: if client {
+            ChildRekey::Both
+        } else {
+            ChildRekey::Initiator
+        },
+        dpd_ms: 0,
+        remote: client.then(|| SocketAddrV4::new(GATEWAY, 500)),
+        remote_addrs: Vec::new(),
+        restart: client,
+    }
+}
+
+fn engine(cfg: EngineConfig, p: PeerPolicy) -> Engine {
+    Engine::new(
+        cfg,
+        vec![p],
+        SpiAllocator::new(Layout::default()).unwrap(),
+        Box::new(ring::rand::SystemRandom::new()),
+        0,
+    )
+}
+
+/// Both ends, the path between them and what each reported.
+struct Bed {
+    i: Engine,
+    r: Engine,
+    /// Source NAT on the initiator's side (public address, port offset).
+    nat: bool,
+    /// Datagrams to lose, counted down per direction (i→r, r→i).
+    lose: (usize, usize),
+    i_events: Vec<Event>,
+    r_events: Vec<Event>,
+    /// Every datagram that crossed, (from initiator, transmit).
+    wire: Vec<(bool, Transmit)>,
+}
+
+impl Bed {
+    fn new(i: Engine, r: Engine, nat: bool) -> Bed {
+        Bed {
+            i,
+            r,
+            nat,
+            lose: (0, 0),
+            i_events: Vec::new(),
+            r_events: Vec::new(),
+            wire: Vec::new(),
+        }
+    }
+
+    fn outside(&self, port: u16) -> SocketAddrV4 {
+        if self.nat {
+            SocketAddrV4::new(PUBLIC, port + 30000)
+        } else {
+            SocketAddrV4::new(CLIENT, port)
+        }
+    }
+
+    /// Moves datagrams both ways until nothing is left (bounded).
+    fn pump(&mut self, now: u64) {
+        for _ in 0..64 {
+            let mut moved = false;
+            while let Some(t) = self.i.poll_transmit() {
+                moved = true;
+                self.wire.push((true, t.clone()));
+                if self.lose.0 > 0 {
+                    self.lose.0 -= 1;
+                    continue;
+                }
+                let d = Datagram {
+                    local: t.remote,
+                    remote: self.outside(t.local_port),
+                    data: &t.data,
+                };
+                self.r.handle(now, d);
+            }
+            while let Some(t) = self.r.poll_transmit() {
+                moved = true;
+                self.wire.push((false, t.clone()));
+                if self.lose.1 > 0 {
+                    self.lose.1 -= 1;
+                    continue;
+                }
+                let port = if self.nat {
+                    t.remote.port() - 30000
+                } else {
+                    t.remote.port()
+                };
+                let d = Datagram {
+                    local: SocketAddrV4::new(CLIENT, port),
+                    remote: SocketAddrV4::new(GATEWAY, t.local_port),
+                    data: &t.data,
+                };
+                self.i.handle(now, d);
+            }
+            while let Some(e) = self.i.poll_event() {
+                self.i_events.push(e);
+            }
+            while let Some(e) = self.r.poll_event() {
+                self.r_events.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the exchange did not settle");
+    }
+
+    /// Advances time to `now` in steps, firing timers on both sides.
+    fn run_until(&mut self, from: u64, to: u64, step: u64) {
+        let mut t = from;
+        while t <= to {
+            self.i.handle_timeout(t);
+            self.r.handle_timeout(t);
+            self.pump(t);
+            t += step;
+        }
+    }
+
+    fn connect(&mut self) {
+        self.i.initiate(0, 0, Some(CLIENT)).unwrap();
+        self.pump(0);
+    }
+}
+
+fn installs(events: &[Event]) -> Vec<&super::engine::ChildInstall> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildUp(c) => Some(c.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn downs(events: &[Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildDown { inbound_spi, .. } => Some(*inbound_spi),
+            _ => None,
+        })
+        .collect()
+}
+
+fn established(e: &Engine) -> usize {
+    e.sas().filter(|s| s.state == IkeState::Established).count()
+}
+
+#[test]
+fn psk_setup_derives_the_responders_spi_and_mirrors_keys() {
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(EngineConfig::default(), policy(false, "secret")),
+        false,
+    );
+    b.connect();
+    assert_eq!((established(&b.i), established(&b.r)), (1, 1));
+    let (ci, cr) = (installs(&b.i_events), installs(&b.r_events));
+    assert_eq!((ci.len(), cr.len()), (1, 1));
+    let (ci, cr) = (ci[0], cr[0]);
+    assert_eq!(ci.inbound_spi, cr.outbound_spi);
+    assert_eq!(cr.inbound_spi, ci.outbound_spi);
+    assert!(cr.derived && !ci.derived);
+    assert!(
+        Layout::default().matches(cr.inbound_spi, ci.inbound_spi),
+        "responder SPI carries the tag"
+    );
+    assert_eq!(ci.key_out.encr, cr.key_in.encr);
+    assert_eq!(ci.key_in.encr, cr.key_out.encr);
+    assert_eq!(ci.key_out.encr.len(), 16 + 4);
+    assert!(!ci.udp && !cr.udp, "no NAT: plain ESP");
+    assert_eq!(cr.remote_ts, vec!["10.98.0.2/32".parse().unwrap()]);
+    assert_eq!(ci.remote_ts, vec!["10.99.0.0/24".parse().unwrap()]);
+    assert_eq!(b.r.stats.spis_derived, 1);
+    // Four datagrams: IKE_SA_INIT and IKE_AUTH, request and response each.
+    assert_eq!(b.wire.len(), 4);
+    assert_eq!(b.r.half_open(), 0);
+}
+
+#[test]
+fn nat_detected_floats_to_4500_and_encapsulates() {
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(EngineConfig::default(), policy(false, "secret")),
+        true,
+    );
+    b.connect();
+    let ci = installs(&b.i_events)[0];
+    let cr = installs(&b.r_events)[0];
+    assert!(ci.udp && cr.udp);
+    assert!(
+        ci.keepalive,
+        "the side behind the NAT keeps the mapping open"
+    );
+    assert!(!cr.keepalive);
+    assert_eq!(cr.remote, SocketAddrV4::new(PUBLIC, 4500 + 30000));
+    assert_eq!(b.wire[2].1.local_port, 4500, "IKE_AUTH from 4500");
+}
+
+#[test]
+fn nat_detection_off_keeps_plain_esp_behind_a_nat() {
+    let mut r = policy(false, "secret");
+    r.nat = NatDetection::Off;
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(EngineConfig::default(), r),
+        true,
+    );
+    b.connect();
+    let ci = installs(&b.i_events)[0];
+    assert!(
+        !ci.udp,
+        "no NAT_DETECTION answer: the initiator stays on plain ESP"
+    );
+    let resp = &b.wire[1].1.data;
+    let h = Header::new_checked(&resp[..]).unwrap();
+    let chain = crate::wire::ike::parse_chain(h.next_payload(), &resp[28..]).unwrap();
+    assert!(!chain
+        .iter()
+        .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::NAT_DETECTION_SOURCE_IP)));
+}
+
+#[test]
+fn invalid_ke_steers_the_group_and_cookies_are_echoed() {
+    let mut i = policy(true, "secret");
+    i.ike_suites = vec![cbc_ecp256(), gcm_x25519()];
+    let mut r = policy(false, "secret");
+    r.ike_suites = vec![gcm_x25519()];
+    let cfg = EngineConfig {
+        cookie_threshold: 0,
+        ..EngineConfig::default()
+    };
+    let mut b = Bed::new(engine(EngineConfig::default(), i), engine(cfg, r), false);
+    b.connect();
+    assert_eq!(established(&b.r), 1);
+    assert_eq!(b.r.stats.cookies_sent, 1);
+    assert_eq!(b.r.stats.invalid_ke_sent, 1);
+    // COOKIE, INVALID_KE, then the exchange proper.
+    assert_eq!(b.wire.len(), 2 + 2 + 4);
+}
+
+#[test]
+fn wrong_psk_fails_on_both_sides_and_counts() {
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(EngineConfig::default(), policy(false, "other")),
+        false,
+    );
+    b.connect();
+    assert_eq!(established(&b.i) + established(&b.r), 0);
+    assert_eq!(b.r.stats.auth_failures, 1);
+    assert_eq!(b.i.stats.auth_failures, 1);
+    assert!(installs(&b.r_events).is_empty());
+    assert!(b.i_events.iter().any(|e| matches!(
+        e,
+        Event::IkeDown {
+            reason: DownReason::AuthFailed,
+            ..
+        }
+    )));
+    assert_eq!(b.r.sas().count(), 0, "nothing left on the responder");
+}
+
+#[test]
+fn rekeys_from_either_side_derive_on_the_answering_side() {
+    let mut r = policy(false, "secret");
+    r.child_rekey = ChildRekey::Both;
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(EngineConfig::default(), r),
+        false,
+    );
+    b.connect();
+    let first = installs(&b.i_events)[0].inbound_spi;
+    // Client-started: the gateway answers and derives.
+    assert!(b.i.rekey_child(10, first));
+    b.pump(10);
+    let ci = installs(&b.i_events);
+    let cr = installs(&b.r_events);
+    assert_eq!((ci.len(), cr.len()), (2, 2));
+    assert_eq!(ci[1].replaces, Some(first));
+    assert!(Layout::default().matches(cr[1].inbound_spi, ci[1].inbound_spi));
+    assert_eq!(
+        downs(&b.i_events),
+        vec![first],
+        "old CHILD_SA deleted after the rekey"
+    );
+    assert_eq!(downs(&b.r_events).len(), 1);
+    // Gateway-started: the client answers and derives (inside-derives relation).
+    let gw_spi = cr[1].inbound_spi;
+    assert!(b.r.rekey_child(20, gw_spi));
+    b.pump(20);
+    let ci = installs(&b.i_events);
+    let cr = installs(&b.r_events);
+    assert_eq!((ci.len(), cr.len()), (3, 3));
+    assert!(ci[2].derived && !cr[2].derived);
+    assert!(
+        Layout::default().matches(ci[2].inbound_spi, cr[2].inbound_spi),
+        "client SPI carries the tag"
+    );
+    assert_eq!(ci[2].key_out.encr, cr[2].key_in.encr);
+    assert_eq!(b.i.stats.child_rekeys, [1, 1]);
+    assert_eq!(b.r.stats.child_rekeys, [1, 1]);
+    // IKE SA rekey: CHILD_SAs move over, the old IKE SA is deleted.
+    let old_spi = b.i.sas().next().unwrap().local_spi();
+    assert!(b.i.rekey_ike(30, 0));
+    b.pump(30);
+    assert_eq!((b.i.sas().count(), b.r.sas().count()), (1, 1));
+    let sa = b.i.sas().next().unwrap();
+    assert_ne!(sa.local_spi(), old_spi);
+    assert_eq!(sa.children.len(), 1);
+    assert_eq!(b.r.sas().next().unwrap().children.len(), 1);
+    assert_eq!(b.i.stats.ike_rekeys, [1, 0]);
+    assert_eq!(b.r.stats.ike_rekeys, [0, 1]);
+    // The moved CHILD_SA still rekeys on the new IKE SA.
+    let spi = installs(&b.i_events)[2].inbound_spi;
+    assert!(b.i.rekey_child(40, spi));
+    b.pump(40);
+    assert_eq!(installs(&b.i_events).len(), 4);
+    assert!(downs(&b.i_events).contains(&spi));
+}
+
+#[test]
+fn lost_datagrams_are_retransmitted_and_duplicates_answered_from_cache() {
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(EngineConfig::default(), policy(false, "secret")),
+        false,
+    );
+    b.lose = (0, 2); // both responses of the responder, once each
+    b.i.initiate(0, 0, Some(CLIENT)).unwrap();
+    b.pump(0);
+    assert_eq!(established(&b.i), 0);
+    b.run_until(0, 5000, 100);
+    assert_eq!((established(&b.i), established(&b.r)), (1, 1));
+    assert!(b.i.stats.retransmits >= 2);
+    assert!(
+        b.r.stats.cached_responses >= 2,
+        "repeated requests answered from cache"
+    );
+    assert_eq!(
+        installs(&b.r_events).len(),
+        1,
+        "one CHILD_SA despite retransmissions"
+    );
+}
+
+#[test]
+fn dead_peer_is_detected_and_the_initiator_comes_back() {
+    let mut i = policy(true, "secret");
+    i.dpd_ms = 1000;
+    let cfg = EngineConfig {
+        retransmit_base_ms: 100,
+        retransmit_max_ms: 200,
+        retransmit_tries: 2,
+        restart_delay_ms: 500,
+        ..EngineConfig::default()
+    };
+    let mut b = Bed::new(
+        engine(cfg.clone(), i),
+        engine(cfg.clone(), policy(false, "secret")),
+        false,
+    );
+    b.connect();
+    // The responder restarts: a new engine without the SA.
+    b.r = engine(cfg, policy(false, "secret"));
+    b.run_until(0, 4000, 50);
+    assert_eq!(b.i.stats.dead_peers, 1);
+    assert!(b.i_events.iter().any(|e| matches!(
+        e,
+        Event::IkeDown {
+            reason: DownReason::Dead,
+            ..
+        }
+    )));
+    assert_eq!(
+        (established(&b.i), established(&b.r)),
+        (1, 1),
+        "re-established with new keys"
+    );
+    let ci = installs(&b.i_events);
+    assert_eq!(ci.len(), 2);
+    assert_ne!(ci[0].key_out.encr, ci[1].key_out.encr);
+    assert!(
+        b.r.stats.drops[2] > 0,
+        "the old SA's DPD hit an unknown SPI"
+    );
+}
+
+#[test]
+fn large_ike_auth_is_fragmented_and_reassembled() {
+    let cfg = EngineConfig {
+        fragment_len: 200,
+        ..EngineConfig::default()
+    };
+    let mut b = Bed::new(
+        engine(cfg.clone(), policy(true, "secret")),
+        engine(cfg, policy(false, "secret")),
+        false,
+    );
+    b.connect();
+    assert_eq!((established(&b.i), established(&b.r)), (1, 1));
+    assert!(b.wire.len() > 4, "IKE_AUTH went in several fragments");
+    // IKE_SA_INIT cannot be fragmented; everything after it fits.
+    assert!(b.wire.iter().skip(2).all(|(_, t)| t.data.len() <= 200));
+}
+
+#[test]
+fn hostile_input_never_panics_and_is_counted() {
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(EngineConfig::default(), policy(false, "secret")),
+        false,
+    );
+    b.i.initiate(0, 0, Some(CLIENT)).unwrap();
+    let req = b.i.poll_transmit().unwrap();
+    let from = SocketAddrV4::new(CLIENT, 500);
+    let to = SocketAddrV4::new(GATEWAY, 500);
+    for n in 0..req.data.len() {
+        b.r.handle(
+            0,
+            Datagram {
+                local: to,
+                remote: from,
+                data: &req.data[..n],
+            },
+        );
+    }
+    for i in 0..req.data.len() {
+        let mut m = req.data.clone();
+        m[i] ^= 0xff;
+        b.r.handle(
+            0,
+            Datagram {
+                local: to,
+                remote: SocketAddrV4::new(CLIENT, 1000 + i as u16),
+                data: &m,
+            },
+        );
+    }
+    let dropped: u64 = b.r.stats.drops.iter().sum();
+    assert!(dropped >= req.data.len() as u64 - 1);
+    // An unknown critical payload is answered with UNSUPPORTED_CRITICAL_PAYLOAD.
+    let h = Header::new_checked(&req.data[..]).unwrap();
+    let mut chain = crate::wire::ike::parse_chain(h.next_payload(), &req.data[28..]).unwrap();
+    chain.push(Payload::Unknown {
+        ty: crate::wire::ike::PayloadType(200),
+        critical: true,
+        body: vec![1, 2, 3],
+    });
+    let mut hdr = crate::wire::ike::HeaderRepr::parse(&h);
+    hdr.spi_i ^= 1;
+    let mut out = vec![0u8; 2000];
+    let n = crate::wire::ike::emit_message(&hdr, &chain, &mut out).unwrap();
+    while b.r.poll_transmit().is_some() {}
+    b.r.handle(
+        0,
+        Datagram {
+            local: to,
+            remote: SocketAddrV4::new(CLIENT, 7),
+            data: &out[..n],
+        },
+    );
+    let answer = b.r.poll_transmit().unwrap();
+    let ah = Header::new_checked(&answer.data[..]).unwrap();
+    let ap = crate::wire::ike::parse_chain(ah.next_payload(), &answer.data[28..]).unwrap();
+    assert!(
+        matches!(&ap[..], [Payload::Notify(n)] if n.ty == NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD && n.data == vec![200])
+    );
+}
+
+#[test]
+fn half_open_flood_turns_cookies_on_and_stays_bounded() {
+    let cfg = EngineConfig {
+        cookie_threshold: 4,
+        max_half_open: 8,
+        half_open_timeout_ms: 1000,
+        ..EngineConfig::default()
+    };
+    let mut r = engine(cfg, policy(false, "secret"));
+    let to = SocketAddrV4::new(GATEWAY, 500);
+    // Spoofed initiators: fresh SPIs and sources, never answering.
+    for k in 0..200u16 {
+        let mut i = engine(EngineConfig::default(), policy(true, "secret"));
+        i.initiate(0, 0, Some(CLIENT)).unwrap();
+        let t = i.poll_transmit().unwrap();
+        r.handle(
+            0,
+            Datagram {
+                local: to,
+                remote: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, (k % 200) as u8 + 1), 500),
+                data: &t.data,
+            },
+        );
+    }
+    assert_eq!(r.half_open(), 4, "cookies required from the threshold on");
+    assert!(r.stats.cookies_sent >= 190);
+    // An honest client still gets through (it echoes the cookie).
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        r,
+        false,
+    );
+    b.connect();
+    assert_eq!(established(&b.r), 1);
+    // Half-open SAs expire.
+    b.r.handle_timeout(2000);
+    assert_eq!(b.r.half_open(), 0);
+    assert_eq!(b.r.sas().count(), 1);
+}
