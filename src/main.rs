@@ -210,9 +210,13 @@ fn run_endpoint(a: EndpointArgs, role: Role) -> Result<(), String> {
         cfg.metrics.listen = m;
     }
     if a.check {
-        let shared = spimux::endpoint::prepare(&cfg, role).map_err(|e| format!("{name}: {e}"))?;
+        let prepared = spimux::endpoint::prepare(&cfg, role).map_err(|e| format!("{name}: {e}"))?;
         println!("{name}: ok");
-        for t in &shared.tunnels {
+        for t in &prepared.shared.tunnels {
+            if t.ike {
+                println!("peer {}: keyed by IKEv2, inner {:?}", t.name, t.allowed.0);
+                continue;
+            }
             println!(
                 "peer {}: local_spi {:#010x}{} remote_spi {:#010x} inner {:?}",
                 t.name,

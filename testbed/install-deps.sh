@@ -16,6 +16,10 @@ have ethtool || need+=(ethtool)
 have ping || need+=(iputils-ping)
 have traceroute || need+=(traceroute)
 /usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+# strongSwan 5.9 (charon with kernel-libipsec, swanctl): the IKE interop peer.
+[ -x /usr/lib/ipsec/charon ] || need+=(strongswan)
+have swanctl || need+=(strongswan-swanctl)
+[ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || need+=(libcharon-extra-plugins)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then echo "install-deps: need root to install: ${need[*]}" >&2; exit 1; fi
   echo "install-deps: installing ${need[*]}"

@@ -201,15 +201,22 @@ pub struct PeerConfig {
     /// Encapsulation towards a configured `remote`; a learned peer is answered the way it spoke.
     #[serde(default)]
     pub encap: Encap,
-    /// Our inbound SPI. A responder derives it from `remote_spi` when absent.
+    /// IKEv2 keying for this tunnel (`[peers.ike]`); without it the tunnel
+    /// is keyed by hand with the fields below (legacy).
+    #[serde(default)]
+    pub ike: Option<super::ike_config::PeerIkeConfig>,
+    /// Manual keying: our inbound SPI. A responder derives it from `remote_spi` when absent.
     #[serde(default)]
     pub local_spi: Option<u32>,
-    /// The peer's inbound SPI (the SPI we send with).
-    pub remote_spi: u32,
-    /// Inbound key: AES-128/256 key followed by the 4-byte salt, hex (40 or 72 digits).
-    pub key_in: String,
-    /// Outbound key, same form.
-    pub key_out: String,
+    /// Manual keying: the peer's inbound SPI (the SPI we send with).
+    #[serde(default)]
+    pub remote_spi: Option<u32>,
+    /// Manual keying: inbound key, AES-128/256 key followed by the 4-byte salt, hex (40 or 72 digits).
+    #[serde(default)]
+    pub key_in: Option<String>,
+    /// Manual keying: outbound key, same form.
+    #[serde(default)]
+    pub key_out: Option<String>,
     /// Extended sequence numbers (RFC 4303 §2.2.1); must match the peer.
     #[serde(default)]
     pub esn: bool,
@@ -247,6 +254,9 @@ pub struct EndpointConfig {
     /// Mobility.
     #[serde(default)]
     pub mobility: MobilityConfig,
+    /// IKEv2 settings shared by every IKE-keyed peer.
+    #[serde(default)]
+    pub ike: super::ike_config::IkeConfig,
     /// Tunnels.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
@@ -325,21 +335,30 @@ pub fn parse_remote(s: &str, default_port: u16) -> Result<SocketAddrV4, String> 
     Ok(a)
 }
 
-/// A peer after validation, with its SPIs settled.
+/// The SAs of a manually keyed peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedPeer {
-    /// The configuration as written.
-    pub config: PeerConfig,
+pub struct ManualKeys {
     /// Our inbound SPI (configured or derived).
     pub local_spi: u32,
     /// True when `local_spi` was derived at load.
     pub derived: bool,
-    /// Configured outer address.
-    pub remote: Option<SocketAddrV4>,
+    /// The peer's inbound SPI.
+    pub remote_spi: u32,
     /// Inbound key.
     pub key_in: KeyMaterial,
     /// Outbound key.
     pub key_out: KeyMaterial,
+}
+
+/// A peer after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPeer {
+    /// The configuration as written.
+    pub config: PeerConfig,
+    /// Configured outer address.
+    pub remote: Option<SocketAddrV4>,
+    /// Manual keys; `None` for an IKE-keyed peer.
+    pub manual: Option<ManualKeys>,
 }
 
 impl EndpointConfig {
@@ -373,19 +392,27 @@ impl EndpointConfig {
             _ => {}
         }
         // Configured SPIs first, so derived ones avoid them all.
-        for (i, p) in self.peers.iter().enumerate() {
+        for (i, p) in self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.ike.is_none())
+        {
             if let Some(s) = p.local_spi {
                 let f = format!("peers[{i}].local_spi");
                 if s < crate::spi::MIN_SPI {
                     return Err(err(f, "SPIs below 256 are reserved (RFC 4303)"));
                 }
-                if role == Role::Responder && !self.spi_layout.matches(s, p.remote_spi) {
+                let remote_spi = p.remote_spi.ok_or_else(|| {
+                    err(format!("peers[{i}].remote_spi"), "manual keying needs it")
+                })?;
+                if role == Role::Responder && !self.spi_layout.matches(s, remote_spi) {
                     return Err(err(
                         f,
                         format!(
                             "{s:#010x} does not carry the SPI-hash tag of remote_spi {:#010x}, so a \
                              spimux router cannot match it; use `spimux spi derive {:#010x}` or omit it",
-                            p.remote_spi, p.remote_spi
+                            remote_spi, remote_spi
                         ),
                     ));
                 }
@@ -404,17 +431,9 @@ impl EndpointConfig {
             if p.inner.is_empty() {
                 return Err(err(f("inner"), "needs at least one network"));
             }
-            if p.remote_spi < crate::spi::MIN_SPI {
-                return Err(err(
-                    f("remote_spi"),
-                    "SPIs below 256 are reserved (RFC 4303)",
-                ));
-            }
             if !(64..=4096).contains(&p.replay_window) {
                 return Err(err(f("replay_window"), "must be 64..=4096"));
             }
-            let key_in = parse_key(&p.key_in).map_err(|e| err(f("key_in"), e))?;
-            let key_out = parse_key(&p.key_out).map_err(|e| err(f("key_out"), e))?;
             let remote = p
                 .remote
                 .as_deref()
@@ -424,11 +443,55 @@ impl EndpointConfig {
             if role == Role::Client && remote.is_none() {
                 return Err(err(f("remote"), "a client needs the gateway's address"));
             }
+            if p.ike.is_some() {
+                for (name, set) in [
+                    ("local_spi", p.local_spi.is_some()),
+                    ("remote_spi", p.remote_spi.is_some()),
+                    ("key_in", p.key_in.is_some()),
+                    ("key_out", p.key_out.is_some()),
+                ] {
+                    if set {
+                        return Err(err(
+                            f(name),
+                            "manual keys and [peers.ike] exclude each other",
+                        ));
+                    }
+                }
+                out.push(ResolvedPeer {
+                    config: p.clone(),
+                    remote,
+                    manual: None,
+                });
+                continue;
+            }
+            let need = |name: &str, v: &Option<String>| {
+                v.clone().ok_or_else(|| {
+                    err(
+                        f(name),
+                        "needed for manual keying (or configure [peers.ike])",
+                    )
+                })
+            };
+            let remote_spi = p.remote_spi.ok_or_else(|| {
+                err(
+                    f("remote_spi"),
+                    "needed for manual keying (or configure [peers.ike])",
+                )
+            })?;
+            if remote_spi < crate::spi::MIN_SPI {
+                return Err(err(
+                    f("remote_spi"),
+                    "SPIs below 256 are reserved (RFC 4303)",
+                ));
+            }
+            let key_in = parse_key(&need("key_in", &p.key_in)?).map_err(|e| err(f("key_in"), e))?;
+            let key_out =
+                parse_key(&need("key_out", &p.key_out)?).map_err(|e| err(f("key_out"), e))?;
             let (local_spi, derived) = match (p.local_spi, role) {
                 (Some(s), _) => (s, false),
                 (None, Role::Responder) => {
                     let s = alloc
-                        .allocate(p.remote_spi, &mut draw)
+                        .allocate(remote_spi, &mut draw)
                         .map_err(|e| err(f("local_spi"), e.to_string()))?;
                     (s, true)
                 }
@@ -441,11 +504,14 @@ impl EndpointConfig {
             };
             out.push(ResolvedPeer {
                 config: p.clone(),
-                local_spi,
-                derived,
                 remote,
-                key_in,
-                key_out,
+                manual: Some(ManualKeys {
+                    local_spi,
+                    derived,
+                    remote_spi,
+                    key_in,
+                    key_out,
+                }),
             });
         }
         Ok(out)
@@ -464,10 +530,11 @@ mod tests {
             inner: vec![inner.parse().unwrap()],
             remote: None,
             encap: Encap::None,
+            ike: None,
             local_spi: local,
-            remote_spi,
-            key_in: KEY.into(),
-            key_out: KEY.into(),
+            remote_spi: Some(remote_spi),
+            key_in: Some(KEY.into()),
+            key_out: Some(KEY.into()),
             esn: false,
             replay_window: 128,
             keepalive_secs: 20,
@@ -486,6 +553,7 @@ mod tests {
             spi_layout: Layout::default(),
             metrics: MetricsConfig::default(),
             mobility: MobilityConfig::default(),
+            ike: Default::default(),
             peers,
         }
     }
@@ -507,10 +575,14 @@ mod tests {
         ]);
         let r = resolve(&c, Role::Responder).unwrap();
         for p in &r {
-            assert!(p.derived);
-            assert!(Layout::default().matches(p.local_spi, p.config.remote_spi));
+            let m = p.manual.as_ref().unwrap();
+            assert!(m.derived);
+            assert!(Layout::default().matches(m.local_spi, m.remote_spi));
         }
-        assert_eq!(r[0].key_in.salt, [0x11, 0x12, 0x13, 0x14]);
+        assert_eq!(
+            r[0].manual.as_ref().unwrap().key_in.salt,
+            [0x11, 0x12, 0x13, 0x14]
+        );
     }
 
     #[test]
@@ -518,7 +590,8 @@ mod tests {
         let l = Layout::default();
         let good = l.derive_with(0xD456_0CA1, 0x7777_0000);
         let c = cfg(vec![peer("a", "10.98.0.2/32", Some(good), 0xD456_0CA1)]);
-        assert_eq!(resolve(&c, Role::Responder).unwrap()[0].local_spi, good);
+        let r = resolve(&c, Role::Responder).unwrap();
+        assert_eq!(r[0].manual.as_ref().unwrap().local_spi, good);
         let c = cfg(vec![peer("a", "10.98.0.2/32", Some(good ^ 1), 0xD456_0CA1)]);
         let e = resolve(&c, Role::Responder).unwrap_err();
         assert_eq!(e.field, "peers[0].local_spi");
@@ -544,14 +617,16 @@ mod tests {
     #[test]
     fn field_errors() {
         let mut p = peer("a", "10.98.0.2/32", Some(0x1000), 0x2000);
-        p.key_in = "abcd".into();
+        p.remote = Some("198.51.100.69".into());
+        p.key_in = Some("abcd".into());
         assert_eq!(
             resolve(&cfg(vec![p.clone()]), Role::Client)
                 .unwrap_err()
                 .field,
             "peers[0].key_in"
         );
-        p.key_in = KEY.into();
+        p.key_in = Some(KEY.into());
+        p.remote = None;
         assert_eq!(
             resolve(&cfg(vec![p.clone()]), Role::Client)
                 .unwrap_err()
@@ -564,7 +639,7 @@ mod tests {
         p.remote = Some("0.0.0.0".into());
         assert!(resolve(&cfg(vec![p.clone()]), Role::Client).is_err());
         p.remote = Some("198.51.100.69:4501".into());
-        p.remote_spi = 5;
+        p.remote_spi = Some(5);
         assert_eq!(
             resolve(&cfg(vec![p.clone()]), Role::Client)
                 .unwrap_err()

@@ -46,7 +46,8 @@ pub fn seal_for(
         .ok_or(TunnelDrop::NoTunnel)?;
     let peer = (*t.peer.read()).ok_or(TunnelDrop::PeerUnknown)?;
     let mut tx = t.tx.lock();
-    let n = seal_inner(&mut tx.sa, inner, out)?;
+    let sa = tx.sa.as_mut().ok_or(TunnelDrop::NotKeyed)?;
+    let n = seal_inner(sa, inner, out)?;
     tx.packets += 1;
     tx.bytes += inner.len() as u64;
     if peer.encap == Encap::Udp {
@@ -87,7 +88,13 @@ pub fn inbound(
         .ok_or(TunnelDrop::UnknownSpi)?;
     let seen = Peer::new(from, encap);
     let mut rx = t.rx.lock();
-    let len = match open_inner(&mut rx.sa, esp_pkt, out, &t.allowed) {
+    let rx = &mut *rx;
+    let sa = rx
+        .sas
+        .iter_mut()
+        .find(|s| s.spi() == spi)
+        .ok_or(TunnelDrop::UnknownSpi)?;
+    let len = match open_inner(sa, esp_pkt, out, &t.allowed) {
         Ok((len, _seq)) => len,
         Err(e) => {
             match e {
@@ -100,6 +107,7 @@ pub fn inbound(
     };
     rx.packets += 1;
     rx.bytes += len as u64;
+    t.seen_inbound(spi);
     let control = shared
         .mobility
         .is_control(out.get(..len).unwrap_or_default());
@@ -322,7 +330,14 @@ pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                 }
                 match classify(datagram) {
                     Udp4500::Keepalive => c.keepalives_received += 1,
-                    Udp4500::Ike(_) => c.drop(TunnelDrop::IkeUnsupported),
+                    Udp4500::Ike(m) => match shared.keying.as_ref() {
+                        Some(k) => k.offer(super::keying::IkeInput::Datagram {
+                            local: SocketAddrV4::new(arrival.to, outer.udp_port),
+                            remote: d.from,
+                            data: m.to_vec(),
+                        }),
+                        None => c.drop(TunnelDrop::IkeUnsupported),
+                    },
                     Udp4500::Invalid => c.drop(TunnelDrop::OuterMalformed),
                     Udp4500::Esp(e) => {
                         open_into(&shared, &outer, &mut tx, &mut scratch, e, arrival, c)
@@ -339,7 +354,11 @@ pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
 /// configured peer (the side behind the NAT is the one that keeps it open).
 pub fn keepalive_loop(shared: Arc<Shared>, outer: Arc<Outer>) {
     run(&shared, "keepalive", |c, now| {
-        for t in shared.tunnels.iter().filter(|t| t.static_peer) {
+        for t in shared
+            .tunnels
+            .iter()
+            .filter(|t| t.static_peer || t.keepalive.load(std::sync::atomic::Ordering::Relaxed))
+        {
             let Some(peer) = *t.peer.read() else { continue };
             if peer.encap != Encap::Udp {
                 continue;

@@ -23,7 +23,7 @@ pub fn render(shared: &Shared) -> String {
         .iter()
         .map(|t| {
             let x = t.tx.lock();
-            (x.packets, x.bytes, x.sa.tx_seq())
+            (x.packets, x.bytes, x.sa.as_ref().map_or(0, |s| s.tx_seq()))
         })
         .collect();
     let rx: Vec<[u64; 6]> = shared
@@ -37,7 +37,7 @@ pub fn render(shared: &Shared) -> String {
                 x.auth_failures,
                 x.replay_drops,
                 x.unexpected_source,
-                x.sa.rx_seq(),
+                x.sas.iter().map(|s| s.rx_seq()).max().unwrap_or(0),
             ]
         })
         .collect();
@@ -99,12 +99,16 @@ pub fn render(shared: &Shared) -> String {
         .iter()
         .zip(&peers)
         .map(|(t, p)| {
+            // IKE tunnels: the newest inbound SA and the outbound SA in use.
+            let local = t.rx.lock().sas.last().map_or(t.local_spi, |s| s.spi());
+            let remote = t.tx.lock().sa.as_ref().map_or(t.remote_spi, |s| s.spi());
+            let derived = t.derived || t.ike_derived.load(std::sync::atomic::Ordering::Relaxed);
             [
-                format!("{:#010x}", t.local_spi),
-                format!("{:#010x}", t.remote_spi),
+                format!("{local:#010x}"),
+                format!("{remote:#010x}"),
                 p.map_or("none", |p| p.encap.label()).to_string(),
                 p.map_or(String::new(), |p| p.addr.to_string()),
-                t.derived.to_string(),
+                derived.to_string(),
             ]
         })
         .collect();
@@ -192,8 +196,143 @@ pub fn render(shared: &Shared) -> String {
         one(s.redraws),
     );
     mobility(shared, &peers, &mut f);
+    ike(shared, &mut f);
     build_info(&mut f, ("role", shared.role));
     f.encode()
+}
+
+fn ike(shared: &Shared, f: &mut Families) {
+    use crate::ike::sa::{ChildState, IkeState};
+    use crate::ike::stats::{exchange_label, IkeDrop, Outcome, EXCHANGES};
+    let Some(k) = shared.keying.as_ref() else {
+        return;
+    };
+    let s = k.snapshot.lock().clone();
+    let st = &s.stats;
+    f.gauge(
+        "spimux_ike_sas",
+        "IKE SAs by state.",
+        IkeState::ALL
+            .iter()
+            .zip(s.ike_sas.iter())
+            .map(|(x, n)| (vec![("state", x.label())], *n as f64))
+            .collect(),
+    );
+    f.gauge(
+        "spimux_ike_child_sas",
+        "CHILD_SAs by state.",
+        ChildState::ALL
+            .iter()
+            .zip(s.child_sas.iter())
+            .map(|(x, n)| (vec![("state", x.label())], *n as f64))
+            .collect(),
+    );
+    f.gauge(
+        "spimux_ike_half_open_sas",
+        "IKE SAs answered in IKE_SA_INIT and waiting for IKE_AUTH.",
+        one(s.half_open),
+    );
+    let mut ex = Vec::new();
+    for (i, e) in EXCHANGES.iter().enumerate() {
+        for (j, o) in Outcome::ALL.iter().enumerate() {
+            for (role, t) in [("initiator", &st.initiated), ("responder", &st.answered)] {
+                let n = t.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0);
+                ex.push((
+                    vec![
+                        ("exchange", exchange_label(*e)),
+                        ("role", role),
+                        ("result", o.label()),
+                    ],
+                    n as f64,
+                ));
+            }
+        }
+    }
+    f.counter(
+        "spimux_ike_exchanges_total",
+        "IKE exchanges by type, our role and result.",
+        ex,
+    );
+    f.counter(
+        "spimux_ike_drops_total",
+        "IKE datagrams dropped without an answer, by reason.",
+        IkeDrop::ALL
+            .iter()
+            .zip(st.drops.iter())
+            .map(|(d, n)| (vec![("reason", d.label())], *n as f64))
+            .collect(),
+    );
+    f.counter(
+        "spimux_ike_rekeys_total",
+        "Completed rekeys by kind and by the side that started them.",
+        vec![
+            (
+                vec![("kind", "child"), ("by", "local")],
+                st.child_rekeys[0] as f64,
+            ),
+            (
+                vec![("kind", "child"), ("by", "peer")],
+                st.child_rekeys[1] as f64,
+            ),
+            (
+                vec![("kind", "ike"), ("by", "local")],
+                st.ike_rekeys[0] as f64,
+            ),
+            (
+                vec![("kind", "ike"), ("by", "peer")],
+                st.ike_rekeys[1] as f64,
+            ),
+        ],
+    );
+    f.counter(
+        "spimux_ike_spis_total",
+        "CHILD_SA inbound SPIs: derived from the peer's (we answered), random (we proposed), refused.",
+        vec![
+            (vec![("how", "derived")], st.spis_derived as f64),
+            (vec![("how", "random")], st.spis_random as f64),
+            (vec![("how", "refused")], st.spi_failures as f64),
+        ],
+    );
+    f.counter(
+        "spimux_ike_retransmits_total",
+        "IKE requests retransmitted.",
+        one(st.retransmits),
+    );
+    f.counter(
+        "spimux_ike_cached_responses_total",
+        "Retransmitted requests answered from the response cache.",
+        one(st.cached_responses),
+    );
+    f.counter(
+        "spimux_ike_auth_failures_total",
+        "IKE_AUTH authentication failures (ours to verify or reported by the peer).",
+        one(st.auth_failures),
+    );
+    f.counter(
+        "spimux_ike_cookies_sent_total",
+        "COOKIE notifications sent (half-open threshold reached).",
+        one(st.cookies_sent),
+    );
+    f.counter(
+        "spimux_ike_invalid_ke_sent_total",
+        "INVALID_KE_PAYLOAD answers steering an initiator to our group.",
+        one(st.invalid_ke_sent),
+    );
+    f.counter(
+        "spimux_ike_dead_peers_total",
+        "IKE SAs given up: no answer to a request.",
+        one(st.dead_peers),
+    );
+    f.counter(
+        "spimux_ike_half_open_expired_total",
+        "Half-open IKE SAs that expired without IKE_AUTH.",
+        one(st.half_open_expired),
+    );
+    f.counter(
+        "spimux_ike_queue_full_total",
+        "IKE datagrams dropped before the IKE thread because its queue was full.",
+        one(k.queue_full.load(std::sync::atomic::Ordering::Relaxed)),
+    );
 }
 
 fn mobility(shared: &Shared, peers: &[Option<super::state::Peer>], f: &mut Families) {

@@ -339,7 +339,8 @@ impl Mobility {
         let mut out = [0u8; 512];
         let len = {
             let mut tx = t.tx.lock();
-            let len = seal_inner(&mut tx.sa, &inner, &mut out)?;
+            let sa = tx.sa.as_mut().ok_or(TunnelDrop::NotKeyed)?;
+            let len = seal_inner(sa, &inner, &mut out)?;
             tx.packets += 1;
             tx.bytes += inner.len() as u64;
             len

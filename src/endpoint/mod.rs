@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod datapath;
+pub mod ike_config;
+pub mod keying;
 pub mod metrics;
 pub mod mobility;
 pub mod state;
@@ -42,19 +44,34 @@ fn config_err(field: String, why: impl std::fmt::Display) -> StartError {
     })
 }
 
-/// Validates the configuration and builds the tunnels and SA table (no I/O).
-pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Shared, StartError> {
+/// Validates the configuration and builds the tunnels, SA table and IKE
+/// engine (no I/O beyond reading certificate files).
+pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError> {
     let mut alloc =
         SpiAllocator::new(cfg.spi_layout).map_err(|e| config_err("spi_layout".into(), e))?;
     let peers = cfg.resolve(role, &mut alloc, rand::random)?;
     let mut table = SaTable::default();
     let mut tunnels = Vec::with_capacity(peers.len());
     for (i, p) in peers.iter().enumerate() {
-        table
-            .insert(i, p.local_spi, &p.config.inner)
-            .map_err(|e| config_err(format!("peers[{i}].inner"), e))?;
-        tunnels.push(Tunnel::new(p).map_err(|e| config_err(format!("peers[{i}].key_in"), e))?);
+        let inner = &p.config.inner;
+        let added = match &p.manual {
+            Some(m) => table.insert(i, m.local_spi, inner),
+            None => table.add_inner(i, inner),
+        };
+        added.map_err(|e| config_err(format!("peers[{i}].inner"), e))?;
+        tunnels.push(match &p.manual {
+            Some(m) => {
+                Tunnel::new(p, m).map_err(|e| config_err(format!("peers[{i}].key_in"), e))?
+            }
+            None => Tunnel::unkeyed(
+                &p.config.name,
+                inner,
+                p.config.keepalive_secs.saturating_mul(1000),
+            ),
+        });
     }
+    let (policies, tunnel_of_peer) = ike_config::policies(cfg, role, &peers)?;
+    let engine_cfg = ike_config::engine_config(cfg)?;
     let label = match role {
         Role::Responder => "responder",
         Role::Client => "client",
@@ -70,7 +87,41 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Shared, StartError> {
         // A mobile client starts on UDP: it passes any NAT until a registration says otherwise.
         *t.peer.write() = Some(state::Peer::new(gw, config::Encap::Udp));
     }
-    Ok(Shared::new(label, tunnels, table, alloc.stats, mob))
+    let spi_stats = alloc.stats;
+    let ike = if policies.is_empty() {
+        None
+    } else {
+        let (tx, rx) = crossbeam::channel::bounded(keying::QUEUE);
+        let engine = crate::ike::Engine::new(
+            engine_cfg,
+            policies,
+            alloc,
+            Box::new(ring::rand::SystemRandom::new()),
+            0,
+        );
+        Some((keying::Keying::new(tx, tunnel_of_peer), engine, rx))
+    };
+    let (keying, ike_parts) = match ike {
+        Some((k, e, rx)) => (Some(k), Some((e, rx))),
+        None => (None, None),
+    };
+    let mut shared = Shared::new(label, tunnels, table, spi_stats, mob, keying);
+    shared.replay_windows = peers.iter().map(|p| p.config.replay_window).collect();
+    Ok(Prepared {
+        shared,
+        ike: ike_parts,
+    })
+}
+
+/// Validated state, plus the IKE engine and its queue when IKE is used.
+pub struct Prepared {
+    /// Shared endpoint state.
+    pub shared: Shared,
+    /// The IKE engine and the receiving end of its queue.
+    pub ike: Option<(
+        crate::ike::Engine,
+        crossbeam::channel::Receiver<keying::IkeInput>,
+    )>,
 }
 
 /// A started daemon; call `stop` or `run_until_signal`.
@@ -85,7 +136,8 @@ impl crate::daemon::DaemonState for Shared {
 /// Opens the TUN device, routes and sockets first (a failure leaves nothing
 /// running), then starts the threads.
 pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
-    let shared = Arc::new(prepare(cfg, role)?);
+    let prepared = prepare(cfg, role)?;
+    let shared = Arc::new(prepared.shared);
     let metrics = crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
     let o = &cfg.outer;
     let outer = Arc::new(Outer {
@@ -94,6 +146,23 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
             .map_err(io_err(format!("outer.udp_port {}", o.udp_port)))?,
         udp_port: o.udp_port,
     });
+    let ike_sock = match &prepared.ike {
+        Some(_) => Some(Arc::new(
+            UdpEncap::open(o.local, cfg.ike.port, o.rcvbuf)
+                .map_err(io_err(format!("ike.port {}", cfg.ike.port)))?,
+        )),
+        None => None,
+    };
+    let key_log = match &cfg.ike.key_log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(io_err(format!("ike.key_log {}", p.display())))?,
+        ),
+        None => None,
+    };
     let watch = match shared.mobility.gateway_outer() {
         Some(_) => Some(RouteWatch::open().map_err(io_err("rtnetlink"))?),
         None => None,
@@ -129,6 +198,28 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         "keepalive",
         Box::new(move || datapath::keepalive_loop(s, o)),
     )?);
+    if let (Some((mut engine, rx)), Some(sock)) = (prepared.ike, ike_sock) {
+        // A client starts its tunnels; our address toward the gateway feeds NAT detection.
+        for (p, pol) in engine.policies().to_vec().iter().enumerate() {
+            if let Some(remote) = pol.remote {
+                let local = local_toward(remote);
+                if let Err(e) = engine.initiate(shared.now(), p, local) {
+                    tracing::warn!(peer = %pol.name, error = %e, "cannot initiate");
+                }
+            }
+        }
+        let (s, k) = (shared.clone(), sock.clone());
+        let port = cfg.ike.port;
+        threads.push(spawn(
+            "ike-port",
+            Box::new(move || keying::port_loop(s, k, port)),
+        )?);
+        let (s, o) = (shared.clone(), outer.clone());
+        threads.push(spawn(
+            "ike",
+            Box::new(move || keying::ike_loop(s, o, sock, engine, rx, key_log)),
+        )?);
+    }
     if let Some(w) = watch {
         let (s, o) = (shared.clone(), outer.clone());
         threads.push(spawn(
@@ -167,6 +258,16 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         threads,
         metrics_addr,
     })
+}
+
+/// Our source address toward `remote` (the kernel's route choice; nothing is sent).
+fn local_toward(remote: std::net::SocketAddrV4) -> Option<std::net::Ipv4Addr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect(remote).ok()?;
+    match s.local_addr().ok()? {
+        std::net::SocketAddr::V4(a) => Some(*a.ip()),
+        std::net::SocketAddr::V6(_) => None,
+    }
 }
 
 /// Runs until SIGINT/SIGTERM, then stops and returns the final counters.

@@ -1,7 +1,7 @@
 //! Shared endpoint state: the tunnels (each a pair of SAs with its peer's
 //! outer address) and the per-thread counters.
 
-use super::config::{Encap, KeyMaterial, ResolvedPeer};
+use super::config::{Encap, KeyMaterial, ManualKeys, ResolvedPeer};
 use super::mobility::Mobility;
 use crate::daemon::stats::{Merge, StatsRegistry};
 use crate::esp::encap::KeepaliveTimer;
@@ -11,7 +11,7 @@ use crate::esp::{EspError, Sa, SaParams};
 use crate::spi::DeriveStats;
 use parking_lot::{Mutex, RwLock};
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
 /// Where and how to reach a peer.
@@ -37,8 +37,12 @@ impl Peer {
 
 /// Outbound SA and its counters (one lock per packet, no shared atomics).
 pub struct TxState {
-    /// Outbound SA (the peer's SPI).
-    pub sa: Sa,
+    /// Outbound SA (the peer's SPI); `None` until IKE has keyed the tunnel.
+    pub sa: Option<Sa>,
+    /// A rekeyed outbound SA that takes over once the peer is seen using its
+    /// inbound partner, or the old SA is deleted (we answered the rekey, so
+    /// the peer may not have installed its side yet).
+    pub next: Option<Sa>,
     /// Packets sealed.
     pub packets: u64,
     /// Inner bytes sealed.
@@ -47,10 +51,10 @@ pub struct TxState {
     pub keepalive: KeepaliveTimer,
 }
 
-/// Inbound SA and its counters.
+/// Inbound SAs and their counters.
 pub struct RxState {
-    /// Inbound SA (our SPI).
-    pub sa: Sa,
+    /// Inbound SAs (our SPIs): one, two while a rekey overlaps.
+    pub sas: Vec<Sa>,
     /// Packets accepted.
     pub packets: u64,
     /// Inner bytes accepted.
@@ -79,6 +83,14 @@ pub struct Tunnel {
     pub static_peer: bool,
     /// Current peer address; `None` until learned.
     pub peer: RwLock<Option<Peer>>,
+    /// Keyed by IKE (CHILD_SAs come and go) rather than by hand.
+    pub ike: bool,
+    /// IKE found us behind a NAT: we send the NAT keepalives.
+    pub keepalive: AtomicBool,
+    /// Inbound SPI whose first authenticated packet promotes `TxState::next` (0: none).
+    pub promote_on: AtomicU32,
+    /// IKE: our inbound SPI of the latest CHILD_SA was derived (we answered).
+    pub ike_derived: AtomicBool,
     /// Outbound direction.
     pub tx: Mutex<TxState>,
     /// Inbound direction.
@@ -86,8 +98,8 @@ pub struct Tunnel {
 }
 
 impl Tunnel {
-    /// Builds the SAs of a validated peer.
-    pub fn new(p: &ResolvedPeer) -> Result<Tunnel, EspError> {
+    /// Builds the SAs of a validated, manually keyed peer.
+    pub fn new(p: &ResolvedPeer, m: &ManualKeys) -> Result<Tunnel, EspError> {
         let c = &p.config;
         let sa = |spi, k: &KeyMaterial| {
             Sa::new(&SaParams {
@@ -98,24 +110,29 @@ impl Tunnel {
                 replay_window: c.replay_window,
             })
         };
-        let tx = sa(c.remote_spi, &p.key_out)?;
-        let rx = sa(p.local_spi, &p.key_in)?;
+        let tx = sa(m.remote_spi, &m.key_out)?;
+        let rx = sa(m.local_spi, &m.key_in)?;
         Ok(Tunnel {
             name: c.name.clone(),
-            local_spi: p.local_spi,
-            remote_spi: c.remote_spi,
-            derived: p.derived,
+            local_spi: m.local_spi,
+            remote_spi: m.remote_spi,
+            derived: m.derived,
             allowed: Selectors(c.inner.clone()),
             static_peer: p.remote.is_some(),
             peer: RwLock::new(p.remote.map(|addr| Peer::new(addr, c.encap))),
+            ike: false,
+            keepalive: AtomicBool::new(false),
+            promote_on: AtomicU32::new(0),
+            ike_derived: AtomicBool::new(false),
             tx: Mutex::new(TxState {
-                sa: tx,
+                sa: Some(tx),
+                next: None,
                 packets: 0,
                 bytes: 0,
                 keepalive: KeepaliveTimer::new(c.keepalive_secs.saturating_mul(1000), 0),
             }),
             rx: Mutex::new(RxState {
-                sa: rx,
+                sas: vec![rx],
                 packets: 0,
                 bytes: 0,
                 auth_failures: 0,
@@ -123,6 +140,52 @@ impl Tunnel {
                 unexpected_source: 0,
             }),
         })
+    }
+}
+
+impl Tunnel {
+    /// A tunnel keyed by IKE: no SAs until the first CHILD_SA is installed.
+    pub fn unkeyed(name: &str, inner: &[ipnet::Ipv4Net], keepalive_ms: u64) -> Tunnel {
+        Tunnel {
+            name: name.to_string(),
+            local_spi: 0,
+            remote_spi: 0,
+            derived: false,
+            allowed: Selectors(inner.to_vec()),
+            static_peer: false,
+            peer: RwLock::new(None),
+            ike: true,
+            keepalive: AtomicBool::new(false),
+            promote_on: AtomicU32::new(0),
+            ike_derived: AtomicBool::new(false),
+            tx: Mutex::new(TxState {
+                sa: None,
+                next: None,
+                packets: 0,
+                bytes: 0,
+                keepalive: KeepaliveTimer::new(keepalive_ms, 0),
+            }),
+            rx: Mutex::new(RxState {
+                sas: Vec::new(),
+                packets: 0,
+                bytes: 0,
+                auth_failures: 0,
+                replay_drops: 0,
+                unexpected_source: 0,
+            }),
+        }
+    }
+
+    /// After an authenticated packet on inbound SPI `spi`: a pending
+    /// outbound SA takes over when the peer has started using the new pair.
+    pub fn seen_inbound(&self, spi: u32) {
+        if self.promote_on.load(Ordering::Relaxed) == spi && spi != 0 {
+            self.promote_on.store(0, Ordering::Relaxed);
+            let mut tx = self.tx.lock();
+            if let Some(next) = tx.next.take() {
+                tx.sa = Some(next);
+            }
+        }
     }
 }
 
@@ -204,6 +267,10 @@ pub struct Shared {
     pub spi_stats: DeriveStats,
     /// Registrations (mobility).
     pub mobility: Mobility,
+    /// IKE hand-off, when any peer is keyed by IKE.
+    pub keying: Option<super::keying::Keying>,
+    /// Anti-replay window per tunnel (for SAs installed later by IKE).
+    pub replay_windows: Vec<u32>,
     /// Set to stop every thread.
     pub shutdown: AtomicBool,
     start: Instant,
@@ -217,7 +284,9 @@ impl Shared {
         table: SaTable,
         spi_stats: DeriveStats,
         mobility: Mobility,
+        keying: Option<super::keying::Keying>,
     ) -> Shared {
+        let replay_windows = Vec::new();
         Shared {
             role,
             tunnels,
@@ -225,6 +294,8 @@ impl Shared {
             stats: StatsRegistry::default(),
             spi_stats,
             mobility,
+            keying,
+            replay_windows,
             shutdown: AtomicBool::new(false),
             start: Instant::now(),
         }

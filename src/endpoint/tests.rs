@@ -14,7 +14,7 @@ fn load(file: &str, role: Role) -> Shared {
     let text = std::fs::read_to_string(format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR")))
         .expect("config file");
     let cfg: EndpointConfig = toml::from_str(&text).expect("parses");
-    prepare(&cfg, role).expect("valid")
+    prepare(&cfg, role).expect("valid").shared
 }
 
 fn ping(src: &str, dst: &str) -> Vec<u8> {

@@ -10,5 +10,8 @@ pub mod tunnel;
 
 pub use sa::{EspError, Opened, Sa, SaParams};
 
+/// Whether ESP with AES-CBC + HMAC is available (IKE may negotiate it).
+pub const CBC_SUPPORTED: bool = false;
+
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,9 @@
 //! The endpoint's SA lookup: inbound by our SPI, outbound by the peer's
 //! inner address (exact host addresses in O(1), then longest prefix).
+//! Inner networks are fixed at start; SPIs come and go while running (IKE
+//! installs and deletes CHILD_SAs), so they live in a concurrent map.
 
+use dashmap::DashMap;
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -19,7 +22,7 @@ pub enum TableError {
 /// Index from SPIs and inner addresses to tunnel numbers.
 #[derive(Debug, Default)]
 pub struct SaTable {
-    by_spi: HashMap<u32, usize>,
+    by_spi: DashMap<u32, usize>,
     hosts: HashMap<Ipv4Addr, usize>,
     /// Networks wider than /32, longest prefix first.
     nets: Vec<(Ipv4Net, usize)>,
@@ -32,6 +35,14 @@ impl SaTable {
         if let Some(other) = self.by_spi.get(&spi) {
             return Err(TableError::DuplicateSpi(spi, *other));
         }
+        self.add_inner(id, inner)?;
+        self.by_spi.insert(spi, id);
+        Ok(())
+    }
+
+    /// Adds tunnel `id`'s inner networks (its SPIs come later, from IKE).
+    /// Nothing is added when it fails.
+    pub fn add_inner(&mut self, id: usize, inner: &[Ipv4Net]) -> Result<(), TableError> {
         let claimed = self
             .hosts
             .iter()
@@ -50,7 +61,6 @@ impl SaTable {
                 return Err(TableError::Overlap(*a, *b, id));
             }
         }
-        self.by_spi.insert(spi, id);
         for n in inner {
             if n.prefix_len() == 32 {
                 self.hosts.insert(n.addr(), id);
@@ -65,7 +75,23 @@ impl SaTable {
 
     /// Tunnel receiving on `spi`.
     pub fn by_spi(&self, spi: u32) -> Option<usize> {
-        self.by_spi.get(&spi).copied()
+        self.by_spi.get(&spi).map(|t| *t)
+    }
+
+    /// Routes inbound SPI `spi` to tunnel `id`; false when it is taken.
+    pub fn add_spi(&self, spi: u32, id: usize) -> bool {
+        match self.by_spi.entry(spi) {
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(v) => {
+                v.insert(id);
+                true
+            }
+        }
+    }
+
+    /// Forgets inbound SPI `spi`.
+    pub fn remove_spi(&self, spi: u32) {
+        self.by_spi.remove(&spi);
     }
 
     /// Tunnel for inner destination `dst`.

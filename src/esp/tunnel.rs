@@ -23,8 +23,10 @@ pub enum TunnelDrop {
     OuterMalformed,
     /// From the network: no SA for this SPI.
     UnknownSpi,
-    /// IKE on UDP/4500: keys are manual here.
+    /// IKE on UDP/4500 for a daemon without IKE peers.
     IkeUnsupported,
+    /// The tunnel has no SA yet (IKE has not keyed it).
+    NotKeyed,
     /// ESP processing refused the packet.
     Esp(EspError),
     /// Authenticated, but the next header is neither IPv4 nor a dummy packet.
@@ -43,13 +45,14 @@ pub enum TunnelDrop {
 
 impl TunnelDrop {
     /// Every kind, for exporting zero-valued counters.
-    pub const ALL: [TunnelDrop; 21] = [
+    pub const ALL: [TunnelDrop; 22] = [
         TunnelDrop::InnerMalformed,
         TunnelDrop::NoTunnel,
         TunnelDrop::PeerUnknown,
         TunnelDrop::OuterMalformed,
         TunnelDrop::UnknownSpi,
         TunnelDrop::IkeUnsupported,
+        TunnelDrop::NotKeyed,
         TunnelDrop::Esp(EspError::Truncated),
         TunnelDrop::Esp(EspError::WrongSpi),
         TunnelDrop::Esp(EspError::Replay),
@@ -81,6 +84,7 @@ impl TunnelDrop {
             TunnelDrop::OuterMalformed => "outer_malformed",
             TunnelDrop::UnknownSpi => "unknown_spi",
             TunnelDrop::IkeUnsupported => "ike_unsupported",
+            TunnelDrop::NotKeyed => "not_keyed",
             TunnelDrop::Esp(EspError::WrongSpi) => "wrong_spi",
             TunnelDrop::Esp(e) => e.label(),
             TunnelDrop::NextHeader => "next_header",
