@@ -13,8 +13,8 @@ use crate::wire::{Result, WireError};
 
 /// Nonce lengths allowed by RFC 7296 §3.9.
 const NONCE_LEN: core::ops::RangeInclusive<usize> = 16..=256;
-/// KE group and reserved; AUTH, ID and TS type and reserved.
-const FOUR: usize = 4;
+/// Fixed part of KE (group, reserved) and AUTH (method, reserved).
+const FIXED_LEN: usize = 4;
 
 /// One payload, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,7 +227,7 @@ impl Payload {
         match self {
             Payload::Sa(p) => sa::body_len(p),
             Payload::Ke { data, .. } | Payload::Auth { data, .. } => {
-                FOUR.saturating_add(data.len())
+                FIXED_LEN.saturating_add(data.len())
             }
             Payload::IdI(id) | Payload::IdR(id) => id.body_len(),
             Payload::Cert { data, .. } | Payload::CertReq { data, .. } => {
@@ -301,7 +301,7 @@ impl Payload {
     }
 
     /// The next-payload field this payload forces (SK and SKF name their
-    /// first inner payload), and its critical bit.
+    /// first inner payload).
     fn forced_next(&self) -> Option<PayloadType> {
         match self {
             Payload::Sk { first, .. } | Payload::Skf { first, .. } => Some(*first),
@@ -309,6 +309,7 @@ impl Payload {
         }
     }
 
+    /// Only an `Unknown` payload carries a critical bit to send back out.
     fn critical(&self) -> bool {
         matches!(self, Payload::Unknown { critical: true, .. })
     }

@@ -14,6 +14,8 @@
 //! Numbers this codec does not know never fail to parse: they are kept as
 //! raw values in the newtypes of [`consts`] or as [`Payload::Unknown`].
 
+#![warn(missing_docs)]
+
 pub mod consts;
 mod cp;
 mod cursor;
