@@ -188,3 +188,168 @@ fn strongswan_initiators_through_the_router_to_the_ike_responder() {
     let log = bed.log("responder");
     assert_eq!(log.matches("CHILD_SA installed").count(), 2, "{log}");
 }
+
+/// config/<file> with `edit` applied, written into the bed's directory.
+fn edited(bed: &Bed, file: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    let mut t: toml::Table = std::fs::read_to_string(format!("{ROOT}/config/{file}"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    edit(&mut t);
+    let path = bed.dir.join(format!("edited-{file}"));
+    std::fs::write(&path, toml::to_string(&t).unwrap()).unwrap();
+    path
+}
+
+/// `[peers.ike]` of the `i`th peer.
+fn peer_ike(t: &mut toml::Table, i: usize) -> &mut toml::Table {
+    t["peers"].as_array_mut().unwrap()[i]
+        .as_table_mut()
+        .unwrap()["ike"]
+        .as_table_mut()
+        .unwrap()
+}
+
+#[test]
+fn spimux_clients_keep_plain_esp_through_rekeys_from_both_sides() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    bed.start_router("");
+    let int = |v: i64| toml::Value::Integer(v);
+    let r = edited(&bed, "responder-ike.toml", |t| {
+        for i in 0..2 {
+            // No NAT detection: the clients keep plain ESP through the spimux router.
+            peer_ike(t, i).insert("nat_detection".into(), toml::Value::String("off".into()));
+        }
+        // The gateway rekeys h2's CHILD_SAs (h2 is a spimux client: it derives when answering).
+        let h2 = peer_ike(t, 1);
+        h2.insert("child_rekey".into(), toml::Value::String("both".into()));
+        h2.insert("rekey_secs".into(), int(3));
+        h2.insert("jitter_secs".into(), int(1));
+    });
+    bed.start_endpoint("responder", "srv", "responder", &r, 9781);
+    // h1 rekeys its CHILD_SAs and its IKE SA itself; h2 leaves rekeys to the gateway.
+    let c1 = edited(&bed, "client-h1-ike.toml", |t| {
+        let ike = peer_ike(t, 0);
+        ike.insert("rekey_secs".into(), int(3));
+        ike.insert("jitter_secs".into(), int(1));
+        ike.insert("ike_rekey_secs".into(), int(5));
+    });
+    let c2 = edited(&bed, "client-h2-ike.toml", |t| {
+        peer_ike(t, 0).insert("rekey_secs".into(), int(0));
+    });
+    bed.start_endpoint("h1", "h1", "client", &c1, 9782);
+    bed.start_endpoint("h2", "h2", "client", &c2, 9782);
+    for (h, _, _) in HOSTS {
+        bed.wait_endpoint_metric(h, "spimux_ike_child_sas{state=\"installed\"}", 1.0);
+    }
+    for (h, _, _) in HOSTS {
+        bed.ok(h, &["ping", "-c", "3", "-i", "0.2", "-W", "2", GW_INNER]);
+    }
+    // Slow uploads from both hosts at once, long enough for several rekeys.
+    let secs = 9;
+    for (i, (h, _, _)) in HOSTS.iter().enumerate() {
+        let mut x = 0x2545_F491u32 ^ i as u32;
+        let data: Vec<u8> = (0..6 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        std::fs::write(bed.dir.join(format!("slow-{h}")), &data).unwrap();
+        let port = 7101 + i as u16;
+        let sink = format!(
+            "socat -u TCP-LISTEN:{port},bind={GW_INNER} - | sha256sum > {}",
+            bed.dir.join(format!("slow-got-{h}")).display()
+        );
+        bed.spawn("srv", &["sh", "-c", &sink]);
+        bed.wait_listening("srv", "t", port);
+    }
+    let bed_ref: &Bed = &bed;
+    std::thread::scope(|s| {
+        for (i, (h, _, inner)) in HOSTS.iter().enumerate() {
+            s.spawn(move || {
+                let file = bed_ref.dir.join(format!("slow-{h}"));
+                bed_ref.ok(
+                    h,
+                    &[
+                        PY,
+                        &format!("{ROOT}/testbed/slow_upload.py"),
+                        file.to_str().unwrap(),
+                        GW_INNER,
+                        &(7101 + i).to_string(),
+                        inner,
+                        &secs.to_string(),
+                    ],
+                );
+            });
+        }
+    });
+    for (h, _, _) in HOSTS {
+        let want = bed.ok(
+            "srv",
+            &[
+                "sha256sum",
+                bed.dir.join(format!("slow-{h}")).to_str().unwrap(),
+            ],
+        );
+        let got_path = bed.dir.join(format!("slow-got-{h}"));
+        let t0 = std::time::Instant::now();
+        while std::fs::read_to_string(&got_path).map_or(true, |s| s.len() < 64)
+            && t0.elapsed().as_secs() < 10
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let got = std::fs::read_to_string(&got_path).unwrap_or_default();
+        assert_eq!(
+            got.split_whitespace().next(),
+            want.split_whitespace().next(),
+            "{h}: 6 MB over {secs} s through rekeys arrived bit-exact"
+        );
+    }
+    let m = bed.endpoint_metrics("responder");
+    let rekeys = |kind: &str, by: &str| {
+        metric_in(
+            &m,
+            &format!("spimux_ike_rekeys_total{{kind=\"{kind}\",by=\"{by}\"}}"),
+        )
+    };
+    let (child_peer, child_local, ike_peer) = (
+        rekeys("child", "peer"),
+        rekeys("child", "local"),
+        rekeys("ike", "peer"),
+    );
+    println!("responder: CHILD_SA rekeys started by clients {child_peer}, by the gateway {child_local}; IKE SA rekeys by clients {ike_peer}");
+    assert!(child_peer >= 1.0, "client-started CHILD_SA rekey:\n{m}");
+    assert!(child_local >= 1.0, "gateway-started CHILD_SA rekey:\n{m}");
+    assert!(ike_peer >= 1.0, "IKE SA rekey:\n{m}");
+    let h2 = bed.endpoint_metrics("h2");
+    assert!(
+        metric_in(&h2, "spimux_ike_spis_total{how=\"derived\"}") >= 1.0,
+        "h2 derived when answering:\n{h2}"
+    );
+    for (h, _, _) in HOSTS {
+        let (_, _, encap) = sa_info(&m, h);
+        assert_eq!(encap, "esp", "{h}: plain ESP all along");
+    }
+    let rm = bed.metrics();
+    let matches = |rel: &str| {
+        metric_in(
+            &rm,
+            &format!("spimux_esp_matches_total{{relation=\"{rel}\"}}"),
+        )
+    };
+    println!(
+        "router: ESP matches responder_derived {}, inside_derived {}, collisions {}, unmatched {}",
+        matches("responder_derived"),
+        matches("inside_derived"),
+        metric_in(&rm, "spimux_esp_collisions_total"),
+        metric_in(&rm, "spimux_esp_unmatched_total")
+    );
+    assert!(matches("responder_derived") >= 3.0, "{rm}");
+    assert!(matches("inside_derived") >= 1.0, "{rm}");
+}

@@ -135,7 +135,7 @@ pub struct PeerIkeConfig {
     /// CHILD_SA rekey interval, s (0: never).
     #[serde(default = "default_rekey")]
     pub rekey_secs: u64,
-    /// CHILD_SA hard lifetime, s: deleted if not rekeyed by then (0: rekey + 10 %).
+    /// CHILD_SA hard lifetime, s: deleted if not rekeyed by then (0: rekey + jitter + 10 % of rekey).
     #[serde(default)]
     pub life_secs: u64,
     /// Random amount, up to this, taken off each rekey time, s.
@@ -477,15 +477,17 @@ pub fn policies(
         if c.rekey_secs > 0 && c.jitter_secs >= c.rekey_secs {
             return Err(err(f("jitter_secs"), "must be below rekey_secs"));
         }
+        // The gateway side rekeys as late as rekey + jitter: the hard limit lies beyond.
+        let latest = c.rekey_secs.saturating_add(c.jitter_secs);
         let life = if c.life_secs == 0 {
-            c.rekey_secs.saturating_add(c.rekey_secs / 10)
+            latest.saturating_add(c.rekey_secs / 10).max(latest + 1)
         } else {
             c.life_secs
         };
-        if c.rekey_secs > 0 && life <= c.rekey_secs {
+        if c.rekey_secs > 0 && life <= latest {
             return Err(err(
                 f("life_secs"),
-                "must be above rekey_secs (the rekey needs time)",
+                "must be above rekey_secs + jitter_secs (the rekey needs time)",
             ));
         }
         let ms = |s: u64| s.saturating_mul(1000);

@@ -197,8 +197,8 @@ fn apply(shared: &Shared, keying: &Keying, e: Event, key_log: &mut Option<std::f
     }
 }
 
-/// Installs a CHILD_SA: inbound at once; outbound at once, unless we
-/// answered a rekey (then when the peer uses the new pair or deletes the old).
+/// Installs a CHILD_SA: inbound at once; outbound at once, or for a
+/// gateway's rekey once the peer uses the new pair or the old one is deleted.
 fn install(shared: &Shared, keying: &Keying, c: &ChildInstall) {
     let Some((i, t)) = keying
         .tunnel_of_peer
@@ -226,7 +226,7 @@ fn install(shared: &Shared, keying: &Keying, c: &ChildInstall) {
     t.ike_derived.store(c.derived, Ordering::Relaxed);
     {
         let mut x = t.tx.lock();
-        if c.replaces.is_some() && c.derived && x.sa.is_some() {
+        if c.defer_outbound && x.sa.is_some() {
             x.next = Some(tx);
             t.promote_on.store(c.inbound_spi, Ordering::Relaxed);
         } else {

@@ -40,8 +40,8 @@ pub struct TxState {
     /// Outbound SA (the peer's SPI); `None` until IKE has keyed the tunnel.
     pub sa: Option<Sa>,
     /// A rekeyed outbound SA that takes over once the peer is seen using its
-    /// inbound partner, or the old SA is deleted (we answered the rekey, so
-    /// the peer may not have installed its side yet).
+    /// inbound partner, or the old SA is deleted (the gateway side of a
+    /// rekey: the client switches first, see docs/IKE.md).
     pub next: Option<Sa>,
     /// Packets sealed.
     pub packets: u64,

@@ -126,6 +126,11 @@ pub struct ChildInstall {
     pub derived: bool,
     /// The CHILD_SA this one rekeys (its inbound SPI); it stays until deleted.
     pub replaces: Option<u32>,
+    /// Keep sending on the replaced SA until the peer is seen on the new
+    /// pair or the old one is deleted. Set on the IKE responder (gateway):
+    /// a spimux router in front of the client learns the new pair from the
+    /// client's outbound packets, so the client switches first.
+    pub defer_outbound: bool,
 }
 
 impl std::fmt::Debug for ChildInstall {

@@ -144,6 +144,7 @@ impl Engine {
             keepalive: sa.natt && sa.nat_here,
             derived,
             replaces,
+            defer_outbound: replaces.is_some() && sa.role == Role::Responder,
         };
         sa.children.push(ChildSa {
             rekey_at,
