@@ -354,7 +354,10 @@ pub fn ike_loop(
             }
             Err(_) => {}
         }
-        engine.handle_timeout(shared.now());
+        let now = shared.now();
+        if engine.poll_timeout().is_some_and(|t| t <= now) {
+            engine.handle_timeout(now);
+        }
         flush(&mut engine, &ike, &outer, natt_port);
         while let Some(e) = engine.poll_event() {
             apply(&shared, keying, e, &mut key_log);

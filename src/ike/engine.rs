@@ -504,24 +504,31 @@ impl Engine {
 
     /// The next time `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let sa_times = self.sas.values().flat_map(|sa| {
-            let child = sa
-                .children
-                .iter()
-                .flat_map(|c| [c.rekey_at, c.hard_at])
-                .flatten();
-            [
-                sa.inflight.as_ref().map(|i| i.next_at),
-                sa.expire_at,
-                sa.rekey_at,
-                self.dpd_at(sa),
-            ]
-            .into_iter()
+        self.sas
+            .values()
+            .filter_map(|sa| self.next_timer(sa))
+            .chain(self.restarts.iter().map(|r| r.1))
+            .min()
+    }
+
+    /// The earliest timer of one SA (no allocation: this runs per event).
+    fn next_timer(&self, sa: &IkeSa) -> Option<u64> {
+        let child = sa
+            .children
+            .iter()
+            .flat_map(|c| [c.rekey_at, c.hard_at])
             .flatten()
-            .chain(child)
-            .collect::<Vec<_>>()
-        });
-        sa_times.chain(self.restarts.iter().map(|r| r.1)).min()
+            .min();
+        [
+            sa.inflight.as_ref().map(|i| i.next_at),
+            sa.expire_at,
+            sa.rekey_at,
+            self.dpd_at(sa),
+            child,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// When a liveness check is due for an established SA.
@@ -544,7 +551,13 @@ impl Engine {
             let local = self.restart_local.get(&peer).copied().flatten();
             let _ = self.initiate_at(now, peer, local);
         }
-        let spis: Vec<u64> = self.sas.keys().copied().collect();
+        // Only SAs with a timer due are taken out of the table.
+        let spis: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| self.next_timer(sa).is_some_and(|t| t <= now) || !sa.tasks.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
         for spi in spis {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
