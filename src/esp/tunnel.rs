@@ -43,7 +43,7 @@ pub enum TunnelDrop {
 
 impl TunnelDrop {
     /// Every kind, for exporting zero-valued counters.
-    pub const ALL: [TunnelDrop; 21] = [
+    pub const ALL: [TunnelDrop; 22] = [
         TunnelDrop::InnerMalformed,
         TunnelDrop::NoTunnel,
         TunnelDrop::PeerUnknown,
@@ -59,6 +59,7 @@ impl TunnelDrop {
         TunnelDrop::Esp(EspError::BufferTooSmall),
         TunnelDrop::Esp(EspError::SequenceExhausted),
         TunnelDrop::Esp(EspError::BadKey),
+        TunnelDrop::Esp(EspError::Rng),
         TunnelDrop::NextHeader,
         TunnelDrop::Dummy,
         TunnelDrop::InnerInvalid,
