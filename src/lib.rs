@@ -6,12 +6,14 @@
 //! - [`router`]: the daemon (threads, ARP, routing, metrics, config).
 //! - [`io`]: packet I/O backends behind the [`io::Link`] trait.
 //! - protocol cores without I/O or clock reads: [`nat`], [`spi`].
+//! - [`integrity`]: truncated-HMAC verification shared by the `esp` and `ike` cores.
 //! - [`wire`]: checked zero-copy packet views.
 
 pub mod daemon;
 pub mod endpoint;
 pub mod esp;
 pub mod ike;
+pub mod integrity;
 pub mod io;
 pub mod mobility;
 pub mod nat;

@@ -135,6 +135,15 @@ fn strongswan_initiators_through_the_router_to_the_ike_responder() {
                 format!("ID={h}"),
             ],
         );
+        if h == "h2" {
+            // h2 offers only what many clients offer by default: AES-CBC + HMAC-SHA2-256 for ESP.
+            let text = std::fs::read_to_string(&conf).unwrap();
+            let text = text.replace(
+                "esp_proposals = aes128gcm16",
+                "esp_proposals = aes128-sha256",
+            );
+            std::fs::write(&conf, text).unwrap();
+        }
         start_charon(&mut bed, h, &conf);
     }
     for (h, _, inner) in HOSTS {

@@ -3,6 +3,7 @@
 //! configured. Unknown fields are refused; validation names the offending
 //! field and happens before anything is opened.
 
+use crate::esp::{Hmac, Transform};
 use crate::spi::{Layout, SpiAllocator};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -211,7 +212,13 @@ pub struct PeerConfig {
     /// Manual keying: the peer's inbound SPI (the SPI we send with).
     #[serde(default)]
     pub remote_spi: Option<u32>,
-    /// Manual keying: inbound key, AES-128/256 key followed by the 4-byte salt, hex (40 or 72 digits).
+    /// Manual keying: ESP transform; must match the peer.
+    #[serde(default)]
+    pub transform: EspTransform,
+    /// Manual keying: inbound key, hex. AES-GCM: the AES-128/256 key followed
+    /// by the 4-byte salt (20 or 36 bytes). AES-CBC: the AES-128/256 key
+    /// followed by the HMAC key of the hash's length (RFC 7296 §2.17 order;
+    /// e.g. 16 + 32 bytes for AES-128 with SHA-256).
     #[serde(default)]
     pub key_in: Option<String>,
     /// Manual keying: outbound key, same form.
@@ -279,17 +286,68 @@ fn err(field: impl Into<String>, why: impl Into<String>) -> EndpointConfigError 
     }
 }
 
+/// ESP transform of a manually keyed tunnel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EspTransform {
+    /// AES-GCM with a 16-byte ICV (RFC 4106).
+    #[default]
+    #[serde(rename = "aes-gcm-16")]
+    AesGcm16,
+    /// AES-CBC (RFC 3602) with HMAC-SHA-256-128 (RFC 4868).
+    #[serde(rename = "aes-cbc-hmac-sha256")]
+    AesCbcHmacSha256,
+    /// AES-CBC with HMAC-SHA-384-192.
+    #[serde(rename = "aes-cbc-hmac-sha384")]
+    AesCbcHmacSha384,
+    /// AES-CBC with HMAC-SHA-512-256.
+    #[serde(rename = "aes-cbc-hmac-sha512")]
+    AesCbcHmacSha512,
+}
+
+impl EspTransform {
+    /// The integrity algorithm of a CBC transform; `None` for AES-GCM.
+    pub fn hmac(self) -> Option<Hmac> {
+        match self {
+            EspTransform::AesGcm16 => None,
+            EspTransform::AesCbcHmacSha256 => Some(Hmac::Sha256_128),
+            EspTransform::AesCbcHmacSha384 => Some(Hmac::Sha384_192),
+            EspTransform::AesCbcHmacSha512 => Some(Hmac::Sha512_256),
+        }
+    }
+}
+
 /// Key material of one direction, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyMaterial {
     /// AES key (16 or 32 bytes).
     pub key: Vec<u8>,
-    /// RFC 4106 salt.
+    /// RFC 4106 salt (AES-GCM; zero for AES-CBC).
     pub salt: [u8; 4],
+    /// HMAC algorithm and key (AES-CBC only).
+    pub hmac: Option<(Hmac, Vec<u8>)>,
 }
 
-/// Parses "key‖salt" hex (optionally 0x-prefixed) of 20 or 36 bytes.
-pub fn parse_key(hex: &str) -> Result<KeyMaterial, String> {
+impl KeyMaterial {
+    /// The SA transform these keys are for.
+    pub fn transform(&self) -> Transform<'_> {
+        match &self.hmac {
+            None => Transform::AesGcm {
+                key: &self.key,
+                salt: self.salt,
+            },
+            Some((hmac, hmac_key)) => Transform::AesCbcHmac {
+                key: &self.key,
+                hmac: *hmac,
+                hmac_key,
+            },
+        }
+    }
+}
+
+/// Parses key hex (optionally 0x-prefixed) for `transform`: AES-GCM
+/// "key‖salt" of 20 or 36 bytes, AES-CBC "key‖HMAC key" of 16 or 32 bytes
+/// plus the hash length.
+pub fn parse_key(hex: &str, transform: EspTransform) -> Result<KeyMaterial, String> {
     let h = hex.trim();
     let h = h.strip_prefix("0x").unwrap_or(h);
     if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -299,6 +357,24 @@ pub fn parse_key(hex: &str) -> Result<KeyMaterial, String> {
         .step_by(2)
         .filter_map(|i| h.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()))
         .collect();
+    if let Some(hmac) = transform.hmac() {
+        let n = bytes.len();
+        let aes = n.saturating_sub(hmac.key_len());
+        if !matches!(aes, 16 | 32) {
+            return Err(format!(
+                "{n} bytes; need a 16- or 32-byte AES key followed by a {}-byte HMAC key ({} or {} bytes)",
+                hmac.key_len(),
+                16 + hmac.key_len(),
+                32 + hmac.key_len()
+            ));
+        }
+        let (key, hmac_key) = bytes.split_at(aes);
+        return Ok(KeyMaterial {
+            key: key.to_vec(),
+            salt: [0; 4],
+            hmac: Some((hmac, hmac_key.to_vec())),
+        });
+    }
     let (key, salt) = match bytes.len() {
         20 => bytes.split_at(16),
         36 => bytes.split_at(32),
@@ -313,6 +389,7 @@ pub fn parse_key(hex: &str) -> Result<KeyMaterial, String> {
     Ok(KeyMaterial {
         key: key.to_vec(),
         salt: s,
+        hmac: None,
     })
 }
 
@@ -484,9 +561,10 @@ impl EndpointConfig {
                     "SPIs below 256 are reserved (RFC 4303)",
                 ));
             }
-            let key_in = parse_key(&need("key_in", &p.key_in)?).map_err(|e| err(f("key_in"), e))?;
-            let key_out =
-                parse_key(&need("key_out", &p.key_out)?).map_err(|e| err(f("key_out"), e))?;
+            let key_in = parse_key(&need("key_in", &p.key_in)?, p.transform)
+                .map_err(|e| err(f("key_in"), e))?;
+            let key_out = parse_key(&need("key_out", &p.key_out)?, p.transform)
+                .map_err(|e| err(f("key_out"), e))?;
             let (local_spi, derived) = match (p.local_spi, role) {
                 (Some(s), _) => (s, false),
                 (None, Role::Responder) => {
@@ -533,6 +611,7 @@ mod tests {
             ike: None,
             local_spi: local,
             remote_spi: Some(remote_spi),
+            transform: EspTransform::default(),
             key_in: Some(KEY.into()),
             key_out: Some(KEY.into()),
             esn: false,
@@ -701,10 +780,39 @@ mod tests {
 
     #[test]
     fn parses_keys() {
-        let k = parse_key(&"ab".repeat(36)).unwrap();
+        let gcm = EspTransform::AesGcm16;
+        let k = parse_key(&"ab".repeat(36), gcm).unwrap();
         assert_eq!(k.key.len(), 32);
         assert_eq!(k.salt, [0xab; 4]);
-        assert!(parse_key("xyz").is_err());
-        assert!(parse_key(&"ab".repeat(17)).is_err());
+        assert_eq!(k.hmac, None);
+        assert!(parse_key("xyz", gcm).is_err());
+        assert!(parse_key(&"ab".repeat(17), gcm).is_err());
+        let cbc = EspTransform::AesCbcHmacSha256;
+        let k = parse_key(&format!("{}{}", "01".repeat(16), "02".repeat(32)), cbc).unwrap();
+        assert_eq!(k.key, vec![1; 16]);
+        assert_eq!(k.hmac, Some((Hmac::Sha256_128, vec![2; 32])));
+        assert!(matches!(k.transform(), Transform::AesCbcHmac { .. }));
+        assert_eq!(parse_key(&"ab".repeat(64), cbc).unwrap().key.len(), 32);
+        for n in [20, 36, 47, 49, 80] {
+            assert!(parse_key(&"ab".repeat(n), cbc).is_err(), "{n}");
+        }
+        let k = parse_key(&"ab".repeat(16 + 64), EspTransform::AesCbcHmacSha512).unwrap();
+        assert_eq!(
+            k.hmac.map(|(h, k)| (h, k.len())),
+            Some((Hmac::Sha512_256, 64))
+        );
+    }
+
+    #[test]
+    fn transform_is_parsed_and_unknown_ones_refused() {
+        let base = "[tun]\naddress = \"10.98.0.5/32\"\n[[peers]]\nname = \"gw\"\ninner = [\"10.99.0.0/24\"]\nremote_spi = 4096\nkey_in = \"00\"\nkey_out = \"00\"\n";
+        let c: EndpointConfig = toml::from_str(base).unwrap();
+        assert_eq!(c.peers[0].transform, EspTransform::AesGcm16);
+        let c: EndpointConfig =
+            toml::from_str(&format!("{base}transform = \"aes-cbc-hmac-sha384\"\n")).unwrap();
+        assert_eq!(c.peers[0].transform.hmac(), Some(Hmac::Sha384_192));
+        let e = toml::from_str::<EndpointConfig>(&format!("{base}transform = \"3des-md5\"\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("3des-md5"), "{e}");
     }
 }

@@ -157,7 +157,11 @@ fn default_proposals() -> Vec<String> {
 }
 
 fn default_esp_proposals() -> Vec<String> {
-    vec!["aes128gcm16-aes256gcm16-esn-noesn".into()]
+    vec![
+        "aes128gcm16-aes256gcm16-esn-noesn".into(),
+        // What many clients offer by default.
+        "aes128-aes256-sha256-esn-noesn".into(),
+    ]
 }
 
 fn default_ike_rekey() -> u64 {
@@ -306,11 +310,6 @@ pub fn esp_suites(list: &[String]) -> Result<Vec<EspSuite>, String> {
             return Err(format!(
                 "{s:?}: ESP proposals take a cipher, an integrity algorithm for CBC, and esn/noesn \
                  (key exchange groups for CHILD_SA rekeys are answered when a peer proposes them)"
-            ));
-        }
-        if t.encr.iter().any(|e| !e.is_aead()) && !crate::esp::CBC_SUPPORTED {
-            return Err(format!(
-                "{s:?}: ESP with AES-CBC is not supported yet; use aes128gcm16 or aes256gcm16"
             ));
         }
         let esns = if t.esn.is_empty() {
@@ -558,7 +557,8 @@ mod tests {
             .unwrap_err()
             .contains("3des"));
         let e = esp_suites(&default_esp_proposals()).unwrap();
-        assert_eq!(e.len(), 4);
+        assert_eq!(e.len(), 8);
+        assert!(e.iter().any(|s| s.integ == Some(Integ::HmacSha256_128)));
         assert!(esp_suites(&["aes128gcm16-x25519".into()]).is_err());
     }
 

@@ -7,8 +7,8 @@
 use super::config::Encap;
 use super::datapath::Outer;
 use super::state::{Peer, Shared};
-use crate::esp::{Sa, SaParams};
-use crate::ike::crypto::{EspKeys, EspSuite};
+use crate::esp::{Hmac, Sa, SaParams, Transform};
+use crate::ike::crypto::{EspKeys, EspSuite, Integ};
 use crate::ike::sa::{ChildState, IkeState};
 use crate::ike::stats::IkeStats;
 use crate::ike::{ChildInstall, Datagram, Engine, Event};
@@ -94,19 +94,31 @@ impl Keying {
     }
 }
 
-/// ESP SA parameters from negotiated keys.
+/// An ESP SA from negotiated keys: AES-GCM takes key‖salt, AES-CBC the
+/// key and the HMAC key (RFC 7296 §2.17 order, split by `EspSuite::derive`).
 fn esp_sa(spi: u32, suite: &EspSuite, keys: &EspKeys, replay_window: u32) -> Option<Sa> {
-    let split = keys.encr.len().checked_sub(4)?;
-    let (key, salt) = keys.encr.split_at(split);
-    let mut s = [0u8; 4];
-    s.copy_from_slice(salt);
-    if !suite.encr.is_aead() {
-        return None; // refused at config load until ESP CBC exists
-    }
+    let transform = match suite.integ {
+        None => {
+            let split = keys.encr.len().checked_sub(4)?;
+            let (key, salt) = keys.encr.split_at(split);
+            Transform::AesGcm {
+                key,
+                salt: salt.try_into().ok()?,
+            }
+        }
+        Some(i) => Transform::AesCbcHmac {
+            key: &keys.encr,
+            hmac: match i {
+                Integ::HmacSha256_128 => Hmac::Sha256_128,
+                Integ::HmacSha384_192 => Hmac::Sha384_192,
+                Integ::HmacSha512_256 => Hmac::Sha512_256,
+            },
+            hmac_key: &keys.integ,
+        },
+    };
     Sa::new(&SaParams {
         spi,
-        key,
-        salt: s,
+        transform,
         esn: suite.esn,
         replay_window,
     })

@@ -104,8 +104,7 @@ impl Tunnel {
         let sa = |spi, k: &KeyMaterial| {
             Sa::new(&SaParams {
                 spi,
-                key: &k.key,
-                salt: k.salt,
+                transform: k.transform(),
                 esn: c.esn,
                 replay_window: c.replay_window,
             })

@@ -133,3 +133,48 @@ fn authenticated_packets_from_elsewhere_do_not_move_a_learned_peer() {
     assert_eq!(t.peer.read().unwrap().addr, NAT);
     assert_eq!(t.rx.lock().unexpected_source, 1);
 }
+
+/// Loads a shipped config with the first peer switched to AES-256-CBC with
+/// HMAC-SHA-512-256 (`key_in`/`key_out` swapped on the other side).
+fn load_cbc(file: &str, role: Role, swap: bool) -> Shared {
+    use super::config::EspTransform;
+    let text = std::fs::read_to_string(format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR")))
+        .expect("config file");
+    let mut cfg: EndpointConfig = toml::from_str(&text).expect("parses");
+    let (a, b) = ("11".repeat(32 + 64), "22".repeat(32 + 64));
+    let p = &mut cfg.peers[0];
+    p.transform = EspTransform::AesCbcHmacSha512;
+    (p.key_in, p.key_out) = if swap {
+        (Some(b), Some(a))
+    } else {
+        (Some(a), Some(b))
+    };
+    prepare(&cfg, role).expect("valid").shared
+}
+
+#[test]
+fn a_cbc_tunnel_carries_packets_both_ways() {
+    let c = load_cbc("client-h1.toml", Role::Client, false);
+    let r = load_cbc("responder.toml", Role::Responder, true);
+    let mut out = vec![0u8; 2048];
+    let esp = from_h1(&c, "10.98.0.2");
+    // 8 header + 16 IV + (28 inner IPv4/UDP + 5 + 2, padded to 48) + 32 ICV.
+    assert_eq!(esp.len(), 8 + 16 + 48 + 32);
+    let len = inbound(&r, &esp, NAT, Encap::None, &mut out).unwrap().len;
+    assert_eq!(out[..len], ping("10.98.0.2", "10.99.0.1")[..]);
+    let (n, _) = seal_for(&r, &ping("10.99.0.1", "10.98.0.2"), &mut out, 0).unwrap();
+    let reply = out[..n].to_vec();
+    let from = "198.51.100.69:0".parse().unwrap();
+    let len = inbound(&c, &reply, from, Encap::None, &mut out)
+        .unwrap()
+        .len;
+    assert_eq!(out[..len], ping("10.99.0.1", "10.98.0.2")[..]);
+    // A GCM packet from a peer left on the shipped config is refused (this one
+    // is even shorter than the shortest CBC packet with a 32-byte ICV).
+    let gcm = load("client-h1.toml", Role::Client);
+    let esp = from_h1(&gcm, "10.98.0.2");
+    assert_eq!(
+        inbound(&r, &esp, NAT, Encap::None, &mut out).unwrap_err(),
+        TunnelDrop::Esp(EspError::Truncated)
+    );
+}

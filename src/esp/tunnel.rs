@@ -45,7 +45,7 @@ pub enum TunnelDrop {
 
 impl TunnelDrop {
     /// Every kind, for exporting zero-valued counters.
-    pub const ALL: [TunnelDrop; 22] = [
+    pub const ALL: [TunnelDrop; 23] = [
         TunnelDrop::InnerMalformed,
         TunnelDrop::NoTunnel,
         TunnelDrop::PeerUnknown,
@@ -62,6 +62,7 @@ impl TunnelDrop {
         TunnelDrop::Esp(EspError::BufferTooSmall),
         TunnelDrop::Esp(EspError::SequenceExhausted),
         TunnelDrop::Esp(EspError::BadKey),
+        TunnelDrop::Esp(EspError::Rng),
         TunnelDrop::NextHeader,
         TunnelDrop::Dummy,
         TunnelDrop::InnerInvalid,

@@ -3,6 +3,7 @@
 //! truncated HMAC-SHA2 (RFC 4868).
 
 use super::CryptoError;
+use crate::integrity::verify_truncated_hmac;
 use aes::{Aes128, Aes192, Aes256};
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockCipher, BlockDecryptMut, BlockEncryptMut, KeyInit, KeyIvInit};
@@ -313,7 +314,8 @@ impl SkCipher {
                 let (signed, icv) = body
                     .split_at_checked(body.len().saturating_sub(*icv_len))
                     .ok_or(CryptoError::Truncated)?;
-                verify_truncated(mac, aad, signed, icv)?;
+                verify_truncated_hmac(mac, &[aad, signed], icv)
+                    .map_err(|_| CryptoError::Integrity)?;
                 let (iv, ct) = signed
                     .split_at_checked(AES_BLOCK)
                     .ok_or(CryptoError::Truncated)?;
@@ -349,29 +351,6 @@ fn gcm_nonce(salt: &[u8; GCM_SALT_LEN], iv: [u8; GCM_IV_LEN]) -> Nonce {
     s.copy_from_slice(salt);
     i.copy_from_slice(&iv);
     Nonce::assume_unique_for_key(n)
-}
-
-/// Constant-time check of a truncated HMAC: ring::hmac::verify only takes
-/// full-length tags, so the expected and received ICVs are compared by
-/// HMAC-ing both under the same key and letting ring::hmac::verify compare
-/// those (the "double HMAC" comparison; any timing only leaks about values
-/// the attacker cannot predict).
-fn verify_truncated(
-    mac: &hmac::Key,
-    aad: &[u8],
-    signed: &[u8],
-    icv: &[u8],
-) -> Result<(), CryptoError> {
-    let mut ctx = hmac::Context::with_key(mac);
-    ctx.update(aad);
-    ctx.update(signed);
-    let full = ctx.sign();
-    let expected = full
-        .as_ref()
-        .get(..icv.len())
-        .ok_or(CryptoError::Integrity)?;
-    let received = hmac::sign(mac, icv);
-    hmac::verify(mac, expected, received.as_ref()).map_err(|_| CryptoError::Integrity)
 }
 
 pub(super) fn cbc_encrypt(
