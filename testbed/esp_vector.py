@@ -7,9 +7,9 @@ and decrypts packets sealed by spimux with it.
                                      scapy under vector NAME's SA; prints the inner packets
   esp_vector.py check                read "NAME HEX" lines (spimux's packets, sealed with
                                      random IVs) from stdin, open each with scapy and compare
-                                     with the inner packet; exit status 1 on any mismatch:
-      cargo test --lib esp::tests::print_sealed_for_scapy -- --ignored --nocapture \
-        | /usr/bin/python3 testbed/esp_vector.py check
+                                     with the inner packet; exit status 1 on any mismatch
+                                     (the test esp::tests::scapy_opens_what_spimux_seals_with_cbc
+                                     runs it)
 
 Needs scapy 2.5 with python3-cryptography (Debian: apt-get install python3-scapy; run it with
 /usr/bin/python3 if another python3 comes first in PATH).
