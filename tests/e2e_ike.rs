@@ -55,45 +55,11 @@ fn start_charon(bed: &mut Bed, host: &str, conf: &Path) {
 /// Uploads `mb` MB of pseudo-random data from `host` (bound to its inner
 /// address) over TCP to the gateway's inner address; asserts it arrives bit-exact.
 fn upload(bed: &mut Bed, host: &str, inner: &str, port: u16, mb: usize) {
-    let mut x = 0x9E37_79B9u32 ^ u32::from(port);
-    let data: Vec<u8> = (0..mb << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    let file = bed.dir.join(format!("up-{host}"));
-    std::fs::write(&file, &data).unwrap();
-    let got = bed.dir.join(format!("got-{host}"));
-    let sink = format!(
-        "socat -u TCP-LISTEN:{port},bind={GW_INNER} - | sha256sum > {}",
-        got.display()
-    );
-    bed.spawn("srv", &["sh", "-c", &sink]);
-    bed.wait_listening("srv", "t", port);
-    bed.ok(
-        host,
-        &[
-            "socat",
-            "-u",
-            &format!("OPEN:{}", file.display()),
-            &format!("TCP:{GW_INNER}:{port},bind={inner}"),
-        ],
-    );
-    let want = bed.ok("srv", &["sha256sum", file.to_str().unwrap()]);
-    let t0 = std::time::Instant::now();
-    while std::fs::read_to_string(&got).map_or(true, |s| s.len() < 64)
-        && t0.elapsed().as_secs() < 10
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let got = std::fs::read_to_string(&got).unwrap_or_default();
-    assert_eq!(
-        got.split_whitespace().next(),
-        want.split_whitespace().next(),
-        "{host}: {mb} MB upload through the IKE-keyed tunnel arrived bit-exact"
+    let u = bed.upload_sink(host, &test_bytes(mb << 20, u32::from(port)), GW_INNER, port);
+    bed.socat_upload(host, &u, GW_INNER, port, Some(inner));
+    bed.assert_uploaded(
+        &u,
+        &format!("{host}: {mb} MB upload through the IKE-keyed tunnel arrived bit-exact"),
     );
 }
 
@@ -259,36 +225,24 @@ fn spimux_clients_keep_plain_esp_through_rekeys_from_both_sides() {
     }
     // Slow uploads from both hosts at once, long enough for several rekeys.
     let secs = 9;
-    for (i, (h, _, _)) in HOSTS.iter().enumerate() {
-        let mut x = 0x2545_F491u32 ^ i as u32;
-        let data: Vec<u8> = (0..6 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
-        std::fs::write(bed.dir.join(format!("slow-{h}")), &data).unwrap();
-        let port = 7101 + i as u16;
-        let sink = format!(
-            "socat -u TCP-LISTEN:{port},bind={GW_INNER} - | sha256sum > {}",
-            bed.dir.join(format!("slow-got-{h}")).display()
-        );
-        bed.spawn("srv", &["sh", "-c", &sink]);
-        bed.wait_listening("srv", "t", port);
-    }
+    let uploads: Vec<Upload> = HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, (h, _, _))| {
+            let data = test_bytes(6 << 20, 0x2545_F491 ^ i as u32);
+            bed.upload_sink(&format!("slow-{h}"), &data, GW_INNER, 7101 + i as u16)
+        })
+        .collect();
     let bed_ref: &Bed = &bed;
     std::thread::scope(|s| {
-        for (i, (h, _, inner)) in HOSTS.iter().enumerate() {
+        for (i, ((h, _, inner), u)) in HOSTS.iter().zip(&uploads).enumerate() {
             s.spawn(move || {
-                let file = bed_ref.dir.join(format!("slow-{h}"));
                 bed_ref.ok(
                     h,
                     &[
                         PY,
                         &format!("{ROOT}/testbed/slow_upload.py"),
-                        file.to_str().unwrap(),
+                        u.file.to_str().unwrap(),
                         GW_INNER,
                         &(7101 + i).to_string(),
                         inner,
@@ -298,26 +252,10 @@ fn spimux_clients_keep_plain_esp_through_rekeys_from_both_sides() {
             });
         }
     });
-    for (h, _, _) in HOSTS {
-        let want = bed.ok(
-            "srv",
-            &[
-                "sha256sum",
-                bed.dir.join(format!("slow-{h}")).to_str().unwrap(),
-            ],
-        );
-        let got_path = bed.dir.join(format!("slow-got-{h}"));
-        let t0 = std::time::Instant::now();
-        while std::fs::read_to_string(&got_path).map_or(true, |s| s.len() < 64)
-            && t0.elapsed().as_secs() < 10
-        {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let got = std::fs::read_to_string(&got_path).unwrap_or_default();
-        assert_eq!(
-            got.split_whitespace().next(),
-            want.split_whitespace().next(),
-            "{h}: 6 MB over {secs} s through rekeys arrived bit-exact"
+    for ((h, _, _), u) in HOSTS.iter().zip(&uploads) {
+        bed.assert_uploaded(
+            u,
+            &format!("{h}: 6 MB over {secs} s through rekeys arrived bit-exact"),
         );
     }
     let m = bed.endpoint_metrics("responder");

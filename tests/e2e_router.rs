@@ -472,35 +472,7 @@ fn oversize_packets_get_fragmentation_needed_and_tcp_adapts() {
 /// Uploads `data` from `host` to the server over TCP (socat) and asserts it
 /// arrived bit-exact (sha256 on the server side).
 fn upload_intact(bed: &mut Bed, host: &str, data: &[u8], port: u16, what: &str) {
-    let up = bed.dir.join(format!("upload-{port}"));
-    std::fs::write(&up, data).unwrap();
-    let got = bed.dir.join(format!("received-{port}.sha"));
-    let sink = format!(
-        "socat -u TCP-LISTEN:{port},bind={SERVER} - | sha256sum > {}",
-        got.display()
-    );
-    bed.spawn("srv", &["sh", "-c", &sink]);
-    bed.wait_listening("srv", "t", port);
-    bed.ok(
-        host,
-        &[
-            "socat",
-            "-u",
-            &format!("OPEN:{}", up.display()),
-            &format!("TCP:{SERVER}:{port}"),
-        ],
-    );
-    let want = bed.ok("srv", &["sha256sum", up.to_str().unwrap()]);
-    let t0 = std::time::Instant::now();
-    while std::fs::read_to_string(&got).map_or(true, |s| s.len() < 64)
-        && t0.elapsed().as_secs() < 10
-    {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let got = std::fs::read_to_string(&got).unwrap_or_default();
-    assert_eq!(
-        got.split_whitespace().next(),
-        want.split_whitespace().next(),
-        "{what}"
-    );
+    let u = bed.upload_sink(&format!("{port}"), data, SERVER, port);
+    bed.socat_upload(host, &u, SERVER, port, None);
+    bed.assert_uploaded(&u, what);
 }

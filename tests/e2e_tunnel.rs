@@ -79,63 +79,22 @@ fn ping_both(bed: &Bed, count: u32) -> [String; 2] {
 /// Uploads `mb` MB of pseudo-random data from both hosts at once over TCP to
 /// the protected network; asserts both arrive bit-exact (sha256).
 fn upload_both(bed: &mut Bed, mb: usize) {
-    for (i, (h, _)) in HOSTS.iter().enumerate() {
-        let mut x = 0x9E37_79B9u32 ^ i as u32;
-        let data: Vec<u8> = (0..mb << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
-        std::fs::write(bed.dir.join(format!("up-{h}")), &data).unwrap();
-        let port = 7001 + i as u16;
-        let sink = format!(
-            "socat -u TCP-LISTEN:{port},bind={GW_INNER} - | sha256sum > {}",
-            bed.dir.join(format!("got-{h}")).display()
-        );
-        bed.spawn("srv", &["sh", "-c", &sink]);
-        bed.wait_listening("srv", "t", port);
-    }
+    let uploads: Vec<Upload> = HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, (h, _))| {
+            let data = test_bytes(mb << 20, 0x9E37_79B9 ^ i as u32);
+            bed.upload_sink(h, &data, GW_INNER, 7001 + i as u16)
+        })
+        .collect();
     let bed_ref: &Bed = bed;
     std::thread::scope(|s| {
-        for (i, (h, _)) in HOSTS.iter().enumerate() {
-            s.spawn(move || {
-                let file = bed_ref.dir.join(format!("up-{h}"));
-                bed_ref.ok(
-                    h,
-                    &[
-                        "socat",
-                        "-u",
-                        &format!("OPEN:{}", file.display()),
-                        &format!("TCP:{GW_INNER}:{}", 7001 + i),
-                    ],
-                );
-            });
+        for (i, ((h, _), u)) in HOSTS.iter().zip(&uploads).enumerate() {
+            s.spawn(move || bed_ref.socat_upload(h, u, GW_INNER, 7001 + i as u16, None));
         }
     });
-    for (h, _) in HOSTS {
-        let want = bed.ok(
-            "srv",
-            &[
-                "sha256sum",
-                bed.dir.join(format!("up-{h}")).to_str().unwrap(),
-            ],
-        );
-        let got_path = bed.dir.join(format!("got-{h}"));
-        let t0 = std::time::Instant::now();
-        while std::fs::read_to_string(&got_path).map_or(true, |s| s.len() < 64)
-            && t0.elapsed().as_secs() < 10
-        {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let got = std::fs::read_to_string(&got_path).unwrap_or_default();
-        assert_eq!(
-            got.split_whitespace().next(),
-            want.split_whitespace().next(),
-            "{h}: {mb} MB upload arrived bit-exact"
-        );
+    for ((h, _), u) in HOSTS.iter().zip(&uploads) {
+        bed.assert_uploaded(u, &format!("{h}: {mb} MB upload arrived bit-exact"));
     }
 }
 

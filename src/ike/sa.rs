@@ -317,11 +317,6 @@ impl IkeSa {
         }
     }
 
-    /// Our nonce and the peer's, in (initiator, responder) order.
-    pub fn nonces(&self) -> (&[u8], &[u8]) {
-        (&self.ni, &self.nr)
-    }
-
     /// The CHILD_SA with this inbound SPI.
     pub fn child(&mut self, inbound: u32) -> Option<&mut ChildSa> {
         self.children.iter_mut().find(|c| c.inbound_spi == inbound)

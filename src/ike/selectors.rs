@@ -3,7 +3,6 @@
 
 use crate::wire::ike::TrafficSelector;
 use ipnet::{Ipv4Net, Ipv4Subnets};
-use std::net::Ipv4Addr;
 
 /// One network as an all-protocols, all-ports IPv4 range.
 pub fn from_net(n: &Ipv4Net) -> TrafficSelector {
@@ -85,11 +84,6 @@ pub fn to_nets(ts: &[TrafficSelector]) -> Vec<Ipv4Net> {
         }
     }
     out
-}
-
-/// A host selector (a single address).
-pub fn host(a: Ipv4Addr) -> Ipv4Net {
-    Ipv4Net::from(a)
 }
 
 #[cfg(test)]

@@ -120,6 +120,45 @@ fn open_all(
     out
 }
 
+/// The sender's identity, its AUTH payload and the octets it signed, for
+/// IKE_AUTH payloads `p` of the initiator (`initiator`) or the responder.
+fn auth_parts(
+    p: &[Payload],
+    initiator: bool,
+    msgs: &[(String, Vec<u8>)],
+    keys: &super::crypto::IkeKeys,
+) -> (
+    crate::wire::ike::Identification,
+    AuthMethod,
+    Vec<u8>,
+    Vec<u8>,
+) {
+    let id = find(p, |x| match x {
+        Payload::IdI(i) if initiator => Some(i.clone()),
+        Payload::IdR(i) if !initiator => Some(i.clone()),
+        _ => None,
+    });
+    let mut body = vec![id.ty.0, 0, 0, 0];
+    body.extend_from_slice(&id.data);
+    let (first, peer_msg, sk_p) = if initiator {
+        (&msgs[0].1, &msgs[1].1, &keys.sk_pi)
+    } else {
+        (&msgs[1].1, &msgs[0].1, &keys.sk_pr)
+    };
+    let octets = signed_octets(
+        Prf::HmacSha256,
+        first,
+        &nonce(&plain(peer_msg)),
+        sk_p,
+        &body,
+    );
+    let (method, data) = find(p, |x| match x {
+        Payload::Auth { method, data } => Some((*method, data.clone())),
+        _ => None,
+    });
+    (id, method, data, octets)
+}
+
 #[test]
 fn every_captured_message_parses_and_re_emits_identically() {
     for s in ["psk-gcm-x25519", "psk-cbc-ecp256", "cert-ecdsa", "cert-rsa"] {
@@ -150,36 +189,9 @@ fn psk_gcm_x25519_keys_messages_auth_and_rekeys() {
     // IKE_AUTH through the child rekey and its delete are on the first IKE SA.
     let opened = open_all(&suite, &keys, &msgs[2..8]);
     assert_eq!(opened.len(), 6);
-    let (req, resp) = (&opened[0].1, &opened[1].1);
     let psk = b"spimux-test-only-psk";
-    for (p, first, peer_nonce, sk_p, initiator) in [
-        (
-            req,
-            &msgs[0].1,
-            nonce(&plain(&msgs[1].1)),
-            &keys.sk_pi,
-            true,
-        ),
-        (
-            resp,
-            &msgs[1].1,
-            nonce(&plain(&msgs[0].1)),
-            &keys.sk_pr,
-            false,
-        ),
-    ] {
-        let id = find(p, |x| match x {
-            Payload::IdI(i) if initiator => Some(i.clone()),
-            Payload::IdR(i) if !initiator => Some(i.clone()),
-            _ => None,
-        });
-        let mut body = vec![id.ty.0, 0, 0, 0];
-        body.extend_from_slice(&id.data);
-        let octets = signed_octets(Prf::HmacSha256, first, &peer_nonce, sk_p, &body);
-        let (method, data) = find(p, |x| match x {
-            Payload::Auth { method, data } => Some((*method, data.clone())),
-            _ => None,
-        });
+    for (idx, (_, p)) in opened[..2].iter().enumerate() {
+        let (_, method, data, octets) = auth_parts(p, idx == 0, &msgs, &keys);
         assert_eq!(method, AuthMethod::SHARED_KEY_MIC);
         assert!(
             psk_verify(Prf::HmacSha256, psk, &octets, &data),
@@ -288,30 +300,8 @@ fn cert_ecdsa_fragments_reassemble_and_signatures_verify() {
         });
         let peer = anchors.verify_chain(&cert, &[], captured_at).unwrap();
         assert!(strangers.verify_chain(&cert, &[], captured_at).is_err());
-        let id = find(p, |x| match x {
-            Payload::IdI(i) if initiator => Some(i.clone()),
-            Payload::IdR(i) if !initiator => Some(i.clone()),
-            _ => None,
-        });
+        let (id, method, data, octets) = auth_parts(p, initiator, &msgs, &keys);
         assert!(peer.matches_id(id.ty.0, &id.data));
-        let mut body = vec![id.ty.0, 0, 0, 0];
-        body.extend_from_slice(&id.data);
-        let (first, peer_msg, sk_p) = if initiator {
-            (&msgs[0].1, &msgs[1].1, &keys.sk_pi)
-        } else {
-            (&msgs[1].1, &msgs[0].1, &keys.sk_pr)
-        };
-        let octets = signed_octets(
-            Prf::HmacSha256,
-            first,
-            &nonce(&plain(peer_msg)),
-            sk_p,
-            &body,
-        );
-        let (method, data) = find(p, |x| match x {
-            Payload::Auth { method, data } => Some((*method, data.clone())),
-            _ => None,
-        });
         assert_eq!(method, AuthMethod::DIGITAL_SIGNATURE);
         peer.verify(method.0, &data, &octets).unwrap();
         let mut bad = octets.clone();

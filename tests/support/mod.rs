@@ -479,3 +479,71 @@ pub fn parse_esp(out: &str) -> EspResult {
         foreign: get("foreign"),
     }
 }
+
+/// `len` pseudo-random bytes (xorshift32 from `seed`): payloads that no
+/// offload or compression can shortcut.
+pub fn test_bytes(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A TCP upload checked end to end: the payload file in the bed's directory
+/// and the hash a socat sink on the server writes of what it received.
+pub struct Upload {
+    /// The payload, written for the sender.
+    pub file: PathBuf,
+    got: PathBuf,
+}
+
+impl Bed {
+    /// Writes `data` as `name` and starts a sink on the server at `bind:port`
+    /// that hashes what arrives; the caller sends the file.
+    pub fn upload_sink(&mut self, name: &str, data: &[u8], bind: &str, port: u16) -> Upload {
+        let file = self.dir.join(format!("up-{name}"));
+        std::fs::write(&file, data).unwrap();
+        let got = self.dir.join(format!("got-{name}"));
+        let sink = format!(
+            "socat -u TCP-LISTEN:{port},bind={bind} - | sha256sum > {}",
+            got.display()
+        );
+        self.spawn("srv", &["sh", "-c", &sink]);
+        self.wait_listening("srv", "t", port);
+        Upload { file, got }
+    }
+
+    /// Sends `u` from `host` with socat to `dst:port` (from address `bind` when given).
+    pub fn socat_upload(&self, host: &str, u: &Upload, dst: &str, port: u16, bind: Option<&str>) {
+        let to = match bind {
+            Some(b) => format!("TCP:{dst}:{port},bind={b}"),
+            None => format!("TCP:{dst}:{port}"),
+        };
+        self.ok(
+            host,
+            &["socat", "-u", &format!("OPEN:{}", u.file.display()), &to],
+        );
+    }
+
+    /// Asserts the sink of `u` received exactly its file (waits up to 10 s for the hash).
+    pub fn assert_uploaded(&self, u: &Upload, what: &str) {
+        let want = self.ok("srv", &["sha256sum", u.file.to_str().unwrap()]);
+        let t0 = Instant::now();
+        while std::fs::read_to_string(&u.got).map_or(true, |s| s.len() < 64)
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let got = std::fs::read_to_string(&u.got).unwrap_or_default();
+        assert_eq!(
+            got.split_whitespace().next(),
+            want.split_whitespace().next(),
+            "{what}"
+        );
+    }
+}
