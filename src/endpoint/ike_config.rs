@@ -42,6 +42,10 @@ pub struct IkeConfig {
     pub max_half_open_per_source: usize,
     /// Most IKE SAs in total.
     pub max_ike_sas: usize,
+    /// Most IKE SAs one peer may hold (a new one replaces its oldest).
+    pub max_ike_sas_per_peer: usize,
+    /// Most CHILD_SAs in one IKE SA.
+    pub max_child_sas: usize,
     /// Path MTU assumed for IKE; larger IKE_AUTH messages are fragmented (RFC 7383).
     pub fragment_mtu: usize,
     /// A client starts again this long after its IKE SA failed or was deleted, ms.
@@ -63,6 +67,8 @@ impl Default for IkeConfig {
             max_half_open: e.max_half_open,
             max_half_open_per_source: e.max_half_open_per_source,
             max_ike_sas: e.max_ike_sas,
+            max_ike_sas_per_peer: e.max_ike_sas_per_peer,
+            max_child_sas: e.max_child_sas,
             fragment_mtu: 1280,
             restart_delay_ms: e.restart_delay_ms,
             key_log: None,
@@ -197,6 +203,17 @@ struct Tokens {
     esn: Vec<bool>,
 }
 
+impl Tokens {
+    /// The integrity choices: none for AEAD ciphers, else each one named.
+    fn integs(&self) -> Vec<Option<Integ>> {
+        if self.integ.is_empty() {
+            vec![None]
+        } else {
+            self.integ.iter().copied().map(Some).collect()
+        }
+    }
+}
+
 fn tokens(s: &str) -> Result<Tokens, String> {
     let mut t = Tokens::default();
     for tok in s.split('-').map(str::trim) {
@@ -272,11 +289,7 @@ pub fn ike_suites(list: &[String]) -> Result<Vec<IkeSuite>, String> {
                 })
                 .collect()
         };
-        let integs: Vec<Option<Integ>> = if t.integ.is_empty() {
-            vec![None]
-        } else {
-            t.integ.iter().copied().map(Some).collect()
-        };
+        let integs = t.integs();
         for &encr in &t.encr {
             for &integ in &integs {
                 for &prf in &prfs {
@@ -317,11 +330,7 @@ pub fn esp_suites(list: &[String]) -> Result<Vec<EspSuite>, String> {
         } else {
             t.esn.clone()
         };
-        let integs: Vec<Option<Integ>> = if t.integ.is_empty() {
-            vec![None]
-        } else {
-            t.integ.iter().copied().map(Some).collect()
-        };
+        let integs = t.integs();
         for &encr in &t.encr {
             for &integ in &integs {
                 for &esn in &esns {
@@ -386,8 +395,16 @@ pub fn engine_config(cfg: &EndpointConfig) -> Result<EngineConfig, EndpointConfi
     if !(576..=9000).contains(&i.fragment_mtu) {
         return Err(err("ike.fragment_mtu", "must be 576..=9000"));
     }
-    if i.max_half_open == 0 || i.max_ike_sas == 0 || i.max_half_open_per_source == 0 {
-        return Err(err("ike.max_half_open", "limits must be at least 1"));
+    if i.max_half_open == 0
+        || i.max_ike_sas == 0
+        || i.max_half_open_per_source == 0
+        || i.max_ike_sas_per_peer == 0
+        || i.max_child_sas < 2
+    {
+        return Err(err(
+            "ike.max_half_open",
+            "limits must be at least 1 (max_child_sas at least 2: a rekey overlaps)",
+        ));
     }
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -403,6 +420,8 @@ pub fn engine_config(cfg: &EndpointConfig) -> Result<EngineConfig, EndpointConfi
         max_half_open: i.max_half_open,
         max_half_open_per_source: i.max_half_open_per_source,
         max_ike_sas: i.max_ike_sas,
+        max_ike_sas_per_peer: i.max_ike_sas_per_peer,
+        max_child_sas: i.max_child_sas,
         // IP (20) + UDP (8) + non-ESP marker (4).
         fragment_len: i.fragment_mtu - 32,
         restart_delay_ms: i.restart_delay_ms,

@@ -329,6 +329,14 @@ fn ike(shared: &Shared, f: &mut Families) {
         one(st.half_open_expired),
     );
     f.counter(
+        "spimux_ike_limit_total",
+        "IKE limits that bit: CHILD_SA requests refused (child_sas), IKE SAs replaced for a peer over its cap (ike_sas_per_peer).",
+        vec![
+            (vec![("limit", "child_sas")], st.child_limit as f64),
+            (vec![("limit", "ike_sas_per_peer")], st.peer_limit as f64),
+        ],
+    );
+    f.counter(
         "spimux_ike_queue_full_total",
         "IKE datagrams dropped before the IKE thread because its queue was full.",
         one(k.queue_full.load(std::sync::atomic::Ordering::Relaxed)),

@@ -38,6 +38,11 @@ pub struct EngineConfig {
     pub max_half_open_per_source: usize,
     /// Most IKE SAs in total.
     pub max_ike_sas: usize,
+    /// Most IKE SAs one peer may hold; a new one replaces its oldest.
+    pub max_ike_sas_per_peer: usize,
+    /// Most CHILD_SAs in one IKE SA (rekeys included while they overlap);
+    /// more are refused with NO_ADDITIONAL_SAS.
+    pub max_child_sas: usize,
     /// IKE messages longer than this are fragmented (RFC 7383) when the peer
     /// supports it (bytes of the IKE message, without IP/UDP headers).
     pub fragment_len: usize,
@@ -64,6 +69,8 @@ impl Default for EngineConfig {
             max_half_open: 4096,
             max_half_open_per_source: 16,
             max_ike_sas: 65_536,
+            max_ike_sas_per_peer: 4,
+            max_child_sas: 8,
             fragment_len: 1280 - 20 - 8 - 4,
             restart_delay_ms: 2000,
             cookie_rotate_ms: 300_000,

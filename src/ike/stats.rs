@@ -145,6 +145,10 @@ pub struct IkeStats {
     pub dead_peers: u64,
     /// Half-open SAs that expired without IKE_AUTH.
     pub half_open_expired: u64,
+    /// CHILD_SA requests refused: the IKE SA holds `max_child_sas`.
+    pub child_limit: u64,
+    /// IKE SAs replaced because their peer reached `max_ike_sas_per_peer`.
+    pub peer_limit: u64,
 }
 
 fn index_of(e: ExchangeType) -> Option<usize> {

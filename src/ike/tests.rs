@@ -577,3 +577,50 @@ fn half_open_flood_turns_cookies_on_and_stays_bounded() {
     assert_eq!(b.r.half_open(), 0);
     assert_eq!(b.r.sas().count(), 1);
 }
+
+#[test]
+fn child_sas_per_ike_sa_and_ike_sas_per_peer_are_capped() {
+    let cfg = EngineConfig {
+        max_child_sas: 1,
+        max_ike_sas_per_peer: 1,
+        ..EngineConfig::default()
+    };
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(cfg, policy(false, "secret")),
+        false,
+    );
+    b.connect();
+    // A further CHILD_SA (here a rekey, which overlaps the old one) is refused.
+    let first = installs(&b.i_events)[0].inbound_spi;
+    assert!(b.i.rekey_child(10, first));
+    b.pump(10);
+    assert_eq!(b.r.stats.child_limit, 1);
+    assert_eq!(
+        installs(&b.r_events).len(),
+        1,
+        "nothing installed over the cap"
+    );
+    assert_eq!(b.r.sas().next().unwrap().children.len(), 1);
+    // A second IKE SA of the same peer (no INITIAL_CONTACT) replaces the first.
+    b.i.initiate(20, 0, Some(CLIENT)).unwrap();
+    b.pump(20);
+    assert_eq!(b.r.stats.peer_limit, 1);
+    assert_eq!(established(&b.r), 1);
+    assert!(b.r_events.iter().any(|e| matches!(
+        e,
+        Event::IkeDown {
+            reason: DownReason::Replaced,
+            ..
+        }
+    )));
+    assert_eq!(
+        downs(&b.r_events),
+        vec![first_responder_spi(&b)],
+        "its CHILD_SA went with it"
+    );
+}
+
+fn first_responder_spi(b: &Bed) -> u32 {
+    installs(&b.r_events)[0].inbound_spi
+}

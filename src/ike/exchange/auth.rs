@@ -181,7 +181,10 @@ impl Engine {
             self.by_init.remove(&k);
         }
         if notify(payloads, NotifyType::INITIAL_CONTACT).is_some() {
-            self.drop_others_of(sa, peer);
+            self.drop_others_of(sa, peer, 0, false);
+        } else {
+            let keep = self.cfg.max_ike_sas_per_peer.saturating_sub(1);
+            self.drop_others_of(sa, peer, keep, true);
         }
         let Some(prot) = sa.prot.as_ref() else {
             return Fate::Down(DownReason::Failed);
@@ -352,16 +355,22 @@ impl Engine {
         );
     }
 
-    /// Deletes this peer's other IKE SAs without telling it (INITIAL_CONTACT:
-    /// the peer has lost them).
-    fn drop_others_of(&mut self, sa: &IkeSa, peer: usize) {
-        let others: Vec<u64> = self
+    /// Deletes this peer's other IKE SAs, oldest first, until `keep` remain,
+    /// without telling it: after INITIAL_CONTACT (`keep` 0) the peer has lost
+    /// them; otherwise the per-peer cap makes room (`cap`: counted).
+    fn drop_others_of(&mut self, sa: &IkeSa, peer: usize, keep: usize, cap: bool) {
+        let mut others: Vec<(u64, u64)> = self
             .sas
             .iter()
             .filter(|(k, o)| o.peer == Some(peer) && **k != sa.local_spi())
-            .map(|(k, _)| *k)
+            .map(|(k, o)| (o.created_at, *k))
             .collect();
-        for k in others {
+        others.sort_unstable();
+        let excess = others.len().saturating_sub(keep);
+        if cap {
+            self.stats.peer_limit += excess as u64;
+        }
+        for (_, k) in others.into_iter().take(excess) {
             if let Some(o) = self.sas.remove(&k) {
                 self.down(o, DownReason::Replaced);
             }

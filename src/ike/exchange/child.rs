@@ -355,6 +355,11 @@ impl Engine {
                 }
             }
         };
+        if sa.children.len() >= self.cfg.max_child_sas {
+            self.stats.child_limit += 1;
+            self.respond(sa, exchange, id, &[error(NotifyType::NO_ADDITIONAL_SAS)]);
+            return;
+        }
         let (Some(tsi), Some(tsr)) = find_ts(payloads) else {
             self.respond(sa, exchange, id, &[error(NotifyType::INVALID_SYNTAX)]);
             return;
