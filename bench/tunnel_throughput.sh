@@ -41,13 +41,16 @@ x "${P}h1" ip addr del 10.98.0.2/32 dev lo
 x "${P}srv" ip addr del 10.99.0.1/24 dev lo
 
 spimux() {  # $1 = none | udp
-  sed "s/^encap = \"none\"/encap = \"$1\"/" config/client-h1.toml >"$RUN/client.toml"
-  ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder-$1.log" 2>&1 &
+  # Keys from IKE. Plain ESP: the responder answers no NAT detection (the
+  # shipped config); UDP: it detects the router's NAT and floats to 4500.
+  if [ "$1" = udp ]; then nat=auto; else nat=off; fi
+  sed "s/^nat_detection = \"off\"/nat_detection = \"$nat\"/" config/responder.toml >"$RUN/responder.toml"
+  ip netns exec "${P}srv" "$BIN" responder --config "$RUN/responder.toml" >"$RUN/responder-$1.log" 2>&1 &
   PIDS+=($!)
   wait_metrics "${P}srv" 9781
-  ip netns exec "${P}h1" "$BIN" client --config "$RUN/client.toml" >"$RUN/client-$1.log" 2>&1 &
+  ip netns exec "${P}h1" "$BIN" client --config config/client-h1.toml >"$RUN/client-$1.log" 2>&1 &
   PIDS+=($!)
-  wait_metrics "${P}h1" 9782
+  wait_child_sa "${P}h1" 9782
   x "${P}h1" ping -c 2 -i 0.2 -W 2 10.99.0.1 >/dev/null
   iperf
   x "${P}srv" curl -sf http://127.0.0.1:9781/metrics | awk '/^spimux_tunnel_drops_total/ && $NF != 0' >"$RUN/drops-$1"

@@ -218,7 +218,7 @@ fn run_endpoint(a: EndpointArgs, role: Role) -> Result<(), String> {
                 continue;
             }
             println!(
-                "peer {}: local_spi {:#010x}{} remote_spi {:#010x} inner {:?}",
+                "peer {}: manual keys (legacy), local_spi {:#010x}{} remote_spi {:#010x} inner {:?}",
                 t.name,
                 t.local_spi,
                 if t.derived {

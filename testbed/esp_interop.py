@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """ESP interop and hostile-packet drivers for the testbed, built on scapy's
-independent ESP implementation (SecurityAssociation, AES-GCM RFC 4106).
+independent ESP implementation (SecurityAssociation).
 
-gateway: plays the gateway for one spimux client. Waits for one ESP packet on
+gateway: plays the gateway for one spimux client keyed by hand (the legacy
+         mode, so AES-CBC + HMAC-SHA-256-128, RFC 3602/4868: static keys are
+         never AES-GCM). Waits for one ESP packet on
          --spi-in, decrypts it with scapy, checks the inner packet, and answers
          with a UDP datagram encrypted by scapy on --spi-out, which the spimux
          client must accept and deliver to its host.
@@ -41,7 +43,11 @@ def wait_esp(sock, spi, deadline, ready):
 
 
 def sa(spi, key, src, dst):
-    return SecurityAssociation(ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=bytes.fromhex(key),
+    """AES-CBC + HMAC-SHA-256-128 SA from spimux's key form: the AES key
+    (16 or 32 bytes) followed by the 32-byte HMAC key."""
+    k = bytes.fromhex(key.removeprefix("0x"))
+    return SecurityAssociation(ESP, spi=spi, crypt_algo="AES-CBC", crypt_key=k[:-32],
+                               auth_algo="SHA2-256-128", auth_key=k[-32:],
                                tunnel_header=IP(src=src, dst=dst))
 
 
@@ -101,7 +107,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["gateway", "attack"])
     p.add_argument("--spi-in", type=lambda s: int(s, 0), required=True)
-    p.add_argument("--key-in", help="key+salt hex of --spi-in (gateway)")
+    p.add_argument("--key-in", help="AES key + HMAC-SHA-256 key, hex, of --spi-in (gateway)")
     p.add_argument("--spi-out", type=lambda s: int(s, 0))
     p.add_argument("--key-out")
     p.add_argument("--peer-inner")

@@ -5,6 +5,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use support::endpoint::*;
 use support::*;
 
 const GW_INNER: &str = "10.99.0.1";
@@ -63,19 +64,6 @@ fn upload(bed: &mut Bed, host: &str, inner: &str, port: u16, mb: usize) {
     );
 }
 
-/// (local_spi, remote_spi, encap) of a peer from `spimux_sa_info`.
-fn sa_info(metrics: &str, peer: &str) -> (String, String, String) {
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("spimux_sa_info{") && l.contains(&format!("peer=\"{peer}\"")))
-        .unwrap_or_else(|| panic!("no spimux_sa_info for {peer}:\n{metrics}"));
-    let label = |k: &str| {
-        let start = line.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
-        line[start..].split('"').next().unwrap().to_string()
-    };
-    (label("local_spi"), label("remote_spi"), label("encap"))
-}
-
 #[test]
 fn strongswan_initiators_through_the_router_to_the_ike_responder() {
     if !require_root() {
@@ -83,7 +71,12 @@ fn strongswan_initiators_through_the_router_to_the_ike_responder() {
     }
     let mut bed = Bed::up();
     bed.start_router("");
-    let cfg = PathBuf::from(format!("{ROOT}/config/responder-ike.toml"));
+    // kernel-libipsec does UDP encapsulation only: answer its NAT detection.
+    let cfg = edited(&bed, "responder.toml", |t| {
+        for i in 0..2 {
+            peer_ike(t, i).insert("nat_detection".into(), toml::Value::String("auto".into()));
+        }
+    });
     bed.start_endpoint("responder", "srv", "responder", &cfg, 9781);
     for (h, addr, inner) in HOSTS {
         // kernel-libipsec routes the protected network into its TUN with this source.
@@ -164,27 +157,6 @@ fn strongswan_initiators_through_the_router_to_the_ike_responder() {
     assert_eq!(log.matches("CHILD_SA installed").count(), 2, "{log}");
 }
 
-/// config/<file> with `edit` applied, written into the bed's directory.
-fn edited(bed: &Bed, file: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
-    let mut t: toml::Table = std::fs::read_to_string(format!("{ROOT}/config/{file}"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    edit(&mut t);
-    let path = bed.dir.join(format!("edited-{file}"));
-    std::fs::write(&path, toml::to_string(&t).unwrap()).unwrap();
-    path
-}
-
-/// `[peers.ike]` of the `i`th peer.
-fn peer_ike(t: &mut toml::Table, i: usize) -> &mut toml::Table {
-    t["peers"].as_array_mut().unwrap()[i]
-        .as_table_mut()
-        .unwrap()["ike"]
-        .as_table_mut()
-        .unwrap()
-}
-
 #[test]
 fn spimux_clients_keep_plain_esp_through_rekeys_from_both_sides() {
     if !require_root() {
@@ -193,11 +165,9 @@ fn spimux_clients_keep_plain_esp_through_rekeys_from_both_sides() {
     let mut bed = Bed::up();
     bed.start_router("");
     let int = |v: i64| toml::Value::Integer(v);
-    let r = edited(&bed, "responder-ike.toml", |t| {
-        for i in 0..2 {
-            // No NAT detection: the clients keep plain ESP through the spimux router.
-            peer_ike(t, i).insert("nat_detection".into(), toml::Value::String("off".into()));
-        }
+    // config/responder.toml answers no NAT detection for h1 and h2: the
+    // clients keep plain ESP through the spimux router.
+    let r = edited(&bed, "responder.toml", |t| {
         // The gateway rekeys h2's CHILD_SAs (h2 is a spimux client: it derives when answering).
         let h2 = peer_ike(t, 1);
         h2.insert("child_rekey".into(), toml::Value::String("both".into()));
@@ -206,13 +176,13 @@ fn spimux_clients_keep_plain_esp_through_rekeys_from_both_sides() {
     });
     bed.start_endpoint("responder", "srv", "responder", &r, 9781);
     // h1 rekeys its CHILD_SAs and its IKE SA itself; h2 leaves rekeys to the gateway.
-    let c1 = edited(&bed, "client-h1-ike.toml", |t| {
+    let c1 = edited(&bed, "client-h1.toml", |t| {
         let ike = peer_ike(t, 0);
         ike.insert("rekey_secs".into(), int(3));
         ike.insert("jitter_secs".into(), int(1));
         ike.insert("ike_rekey_secs".into(), int(5));
     });
-    let c2 = edited(&bed, "client-h2-ike.toml", |t| {
+    let c2 = edited(&bed, "client-h2.toml", |t| {
         peer_ike(t, 0).insert("rekey_secs".into(), int(0));
     });
     bed.start_endpoint("h1", "h1", "client", &c1, 9782);

@@ -8,12 +8,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::endpoint::*;
 use support::*;
 
 const GW_INNER: &str = "10.99.0.1";
 const MOBILE_INNER: &str = "10.98.0.5";
-/// The responder's inbound SPI for the mobile (config/responder.toml, peer m1).
-const GW_SPI: &str = "0x9942645c";
 /// Stream: one packet per direction every 2 ms for this long.
 const STREAM_SECS: f64 = 7.0;
 
@@ -150,11 +149,16 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
         return;
     }
     let mut bed = Bed::mobility();
-    let responder = std::path::PathBuf::from(format!("{ROOT}/config/responder.toml"));
+    // Keys from IKE; the gateway checks the mobile's liveness every second,
+    // so its IKE SA has to follow every move (a registration moves it).
+    let responder = edited(&bed, "responder.toml", |t| {
+        peer_ike(t, 2).insert("dpd_secs".into(), toml::Value::Integer(1));
+    });
     let mobile = std::path::PathBuf::from(format!("{ROOT}/config/mobile.toml"));
     bed.start_endpoint("gw", "gw", "responder", &responder, 9781);
     bed.topology(&["move", "direct"]);
     bed.start_endpoint("mob", "mob", "client", &mobile, 9782);
+    bed.wait_endpoint_metric("mob", "spimux_ike_child_sas{state=\"installed\"}", 1.0);
     // First registration: a direct path, untranslated, passes protocol 50.
     wait_encap(&bed, "esp");
     let mut cap = bed.capture(
@@ -238,6 +242,41 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
     assert!(
         now() < stream_end,
         "the moves outlasted the stream; raise STREAM_SECS"
+    );
+    // The IKE SA moved with the registrations: the gateway's liveness checks
+    // keep being answered at the mobile's latest address, none timed out.
+    let dpd_ok =
+        "spimux_ike_exchanges_total{exchange=\"informational\",role=\"initiator\",result=\"ok\"}";
+    let dpd_timeout = "spimux_ike_exchanges_total{exchange=\"informational\",role=\"initiator\",result=\"timeout\"}";
+    let ok0 = sample(&bed, "gw", dpd_ok);
+    let ok1 = bed.wait_endpoint_metric("gw", dpd_ok, ok0 + 2.0);
+    assert!(
+        ok1 >= ok0 + 2.0,
+        "liveness checks answered: {ok0} → {ok1}\n{}",
+        ["gw", "mob"]
+            .map(|w| bed
+                .endpoint_metrics(w)
+                .lines()
+                .filter(
+                    |l| (l.starts_with("spimux_ike") || l.contains("drop")) && !l.ends_with(" 0")
+                )
+                .collect::<Vec<_>>()
+                .join("\n"))
+            .join("\n----\n")
+    );
+    assert_eq!(sample(&bed, "gw", dpd_timeout), 0.0);
+    assert_eq!(sample(&bed, "gw", "spimux_ike_dead_peers_total"), 0.0);
+    let moved = bed
+        .log("gw")
+        .matches("IKE SA moved with the registration")
+        .count();
+    assert!(
+        moved >= plan.len(),
+        "IKE SA moved {moved} times:\n{}",
+        bed.log("gw")
+    );
+    println!(
+        "gateway liveness checks after the moves: ok {ok0} → {ok1}, IKE SA moved {moved} times"
     );
 
     // Wait for both streams to finish and write their logs.
@@ -326,6 +365,8 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
     // SIGTERM reaches tcpdump through `timeout`: it flushes the capture and exits.
     terminate(&mut cap);
     let before_view = gateway_view(&bed);
+    // The gateway's inbound SPI for the mobile, as IKE negotiated it.
+    let (gw_spi, _, _) = sa_info(&bed.endpoint_metrics("gw"), "m1");
     let g = |s: &str| sample(&bed, "gw", s);
     let replay0 = g("spimux_tunnel_replay_drops_total{peer=\"m1\"}");
     let auth0 = g("spimux_tunnel_auth_failures_total{peer=\"m1\"}");
@@ -338,7 +379,7 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
             &script,
             mode,
             "--spi",
-            GW_SPI,
+            &gw_spi,
             "--src",
             "203.0.113.1",
             "--dst",
@@ -352,21 +393,25 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
     assert!(out.contains("\"replayed\": true"), "{out}");
     let out = attack("forge", &[]);
     assert!(out.contains("\"forged\": true"), "{out}");
-    let replay = bed.wait_endpoint_metric(
-        "gw",
-        "spimux_tunnel_replay_drops_total{peer=\"m1\"}",
-        replay0 + 1.0,
-    );
-    let auth = bed.wait_endpoint_metric(
-        "gw",
-        "spimux_tunnel_auth_failures_total{peer=\"m1\"}",
-        auth0 + 1.0,
-    );
+    // The forged request fails its ICV. The replayed one is below the replay
+    // window: without ESN it is a replay drop; with ESN (negotiated here) an
+    // old sequence number reads as the next 2^32 epoch's and fails the ICV
+    // instead (RFC 4303 Appendix A2.2). Either way both are dropped, counted.
+    let dropped = || {
+        g("spimux_tunnel_replay_drops_total{peer=\"m1\"}")
+            + g("spimux_tunnel_auth_failures_total{peer=\"m1\"}")
+    };
+    let t0 = std::time::Instant::now();
+    while dropped() < replay0 + auth0 + 2.0 && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let replay = g("spimux_tunnel_replay_drops_total{peer=\"m1\"}");
+    let auth = g("spimux_tunnel_auth_failures_total{peer=\"m1\"}");
     println!(
-        "gateway: replayed RREQ → replay drops {replay0} → {replay}; forged RREQ → auth failures {auth0} → {auth}"
+        "gateway: replayed + forged RREQ → replay drops {replay0} → {replay}, auth failures {auth0} → {auth}"
     );
-    assert_eq!(replay, replay0 + 1.0);
-    assert_eq!(auth, auth0 + 1.0);
+    assert_eq!(replay + auth, replay0 + auth0 + 2.0);
+    assert!(auth > auth0, "the forged request failed its ICV");
     assert_eq!(gateway_view(&bed), before_view, "the SA did not move");
     assert_eq!(
         g("spimux_mobility_registrations_total{result=\"accepted\"}"),

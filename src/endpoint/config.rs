@@ -1,7 +1,8 @@
 //! Endpoint configuration (TOML) for both roles: the responder (gateway,
-//! many peers) and the client (one peer). Manual keying: SPIs and keys are
-//! configured. Unknown fields are refused; validation names the offending
-//! field and happens before anything is opened.
+//! many peers) and the client (one peer). Tunnels are keyed by IKEv2
+//! (`[peers.ike]`); static keys (`[peers.manual]`) remain as a legacy mode
+//! limited to AES-CBC + HMAC. Unknown fields are refused; validation names the
+//! offending field and happens before anything is opened.
 
 use crate::esp::{Hmac, Transform};
 use crate::spi::{Layout, SpiAllocator};
@@ -199,40 +200,48 @@ pub struct PeerConfig {
     /// on a client; on a responder, learned from the first authenticated packet when absent.
     #[serde(default)]
     pub remote: Option<String>,
-    /// Encapsulation towards a configured `remote`; a learned peer is answered the way it spoke.
-    #[serde(default)]
-    pub encap: Encap,
-    /// IKEv2 keying for this tunnel (`[peers.ike]`); without it the tunnel
-    /// is keyed by hand with the fields below (legacy).
+    /// IKEv2 keying for this tunnel (`[peers.ike]`), the normal mode.
     #[serde(default)]
     pub ike: Option<super::ike_config::PeerIkeConfig>,
-    /// Manual keying: our inbound SPI. A responder derives it from `remote_spi` when absent.
+    /// Legacy manual keying (`[peers.manual]`): static SPIs and keys, AES-CBC
+    /// + HMAC only. Exactly one of `ike` and `manual` is set.
     #[serde(default)]
-    pub local_spi: Option<u32>,
-    /// Manual keying: the peer's inbound SPI (the SPI we send with).
-    #[serde(default)]
-    pub remote_spi: Option<u32>,
-    /// Manual keying: ESP transform; must match the peer.
-    #[serde(default)]
-    pub transform: EspTransform,
-    /// Manual keying: inbound key, hex. AES-GCM: the AES-128/256 key followed
-    /// by the 4-byte salt (20 or 36 bytes). AES-CBC: the AES-128/256 key
-    /// followed by the HMAC key of the hash's length (RFC 7296 §2.17 order;
-    /// e.g. 16 + 32 bytes for AES-128 with SHA-256).
-    #[serde(default)]
-    pub key_in: Option<String>,
-    /// Manual keying: outbound key, same form.
-    #[serde(default)]
-    pub key_out: Option<String>,
-    /// Extended sequence numbers (RFC 4303 §2.2.1); must match the peer.
-    #[serde(default)]
-    pub esn: bool,
+    pub manual: Option<ManualConfig>,
     /// Anti-replay window in packets (64..=4096, rounded up to a multiple of 64).
     #[serde(default = "default_replay_window")]
     pub replay_window: u32,
     /// NAT keepalive interval in seconds for UDP encapsulation (RFC 3948 §4); 0 disables.
     #[serde(default = "default_keepalive")]
     pub keepalive_secs: u64,
+}
+
+/// Legacy manual keying of one tunnel (`[peers.manual]`). Static keys are
+/// allowed only with AES-CBC + HMAC: AES-GCM takes its nonce from the
+/// sequence number, so a restart of either side would reuse nonces under the
+/// same key (RFC 4106 §8.1 forbids static GCM keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualConfig {
+    /// Our inbound SPI. A responder derives it from `remote_spi` when absent.
+    #[serde(default)]
+    pub local_spi: Option<u32>,
+    /// The peer's inbound SPI (the SPI we send with).
+    pub remote_spi: u32,
+    /// ESP transform; must match the peer. No default: it is a choice.
+    pub transform: EspTransform,
+    /// Inbound key, hex: the AES-128/256 key followed by the HMAC key of the
+    /// hash's length (RFC 7296 §2.17 order; e.g. 16 + 32 bytes for AES-128
+    /// with SHA-256).
+    pub key_in: String,
+    /// Outbound key, same form.
+    pub key_out: String,
+    /// Extended sequence numbers (RFC 4303 §2.2.1); must match the peer.
+    #[serde(default)]
+    pub esn: bool,
+    /// Encapsulation towards a configured `remote`; a learned peer is
+    /// answered the way it spoke. (IKE decides it by NAT detection.)
+    #[serde(default)]
+    pub encap: Encap,
 }
 
 fn default_replay_window() -> u32 {
@@ -286,11 +295,11 @@ fn err(field: impl Into<String>, why: impl Into<String>) -> EndpointConfigError 
     }
 }
 
-/// ESP transform of a manually keyed tunnel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// ESP transform of a manually keyed tunnel. AES-GCM parses (so the refusal
+/// can say why) but is refused by validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EspTransform {
-    /// AES-GCM with a 16-byte ICV (RFC 4106).
-    #[default]
+    /// AES-GCM with a 16-byte ICV (RFC 4106): refused with static keys.
     #[serde(rename = "aes-gcm-16")]
     AesGcm16,
     /// AES-CBC (RFC 3602) with HMAC-SHA-256-128 (RFC 4868).
@@ -316,38 +325,35 @@ impl EspTransform {
     }
 }
 
-/// Key material of one direction, checked.
+/// Static key material of one direction, checked: AES-CBC + HMAC only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyMaterial {
     /// AES key (16 or 32 bytes).
     pub key: Vec<u8>,
-    /// RFC 4106 salt (AES-GCM; zero for AES-CBC).
-    pub salt: [u8; 4],
-    /// HMAC algorithm and key (AES-CBC only).
-    pub hmac: Option<(Hmac, Vec<u8>)>,
+    /// HMAC algorithm.
+    pub hmac: Hmac,
+    /// HMAC key (the hash's length).
+    pub hmac_key: Vec<u8>,
 }
 
 impl KeyMaterial {
     /// The SA transform these keys are for.
     pub fn transform(&self) -> Transform<'_> {
-        match &self.hmac {
-            None => Transform::AesGcm {
-                key: &self.key,
-                salt: self.salt,
-            },
-            Some((hmac, hmac_key)) => Transform::AesCbcHmac {
-                key: &self.key,
-                hmac: *hmac,
-                hmac_key,
-            },
+        Transform::AesCbcHmac {
+            key: &self.key,
+            hmac: self.hmac,
+            hmac_key: &self.hmac_key,
         }
     }
 }
 
-/// Parses key hex (optionally 0x-prefixed) for `transform`: AES-GCM
-/// "key‖salt" of 20 or 36 bytes, AES-CBC "key‖HMAC key" of 16 or 32 bytes
-/// plus the hash length.
+/// Parses key hex (optionally 0x-prefixed) for an AES-CBC `transform`: the
+/// 16- or 32-byte AES key followed by the HMAC key of the hash's length.
+/// AES-GCM is refused: static GCM keys are never allowed.
 pub fn parse_key(hex: &str, transform: EspTransform) -> Result<KeyMaterial, String> {
+    let Some(hmac) = transform.hmac() else {
+        return Err("AES-GCM is never keyed statically".into());
+    };
     let h = hex.trim();
     let h = h.strip_prefix("0x").unwrap_or(h);
     if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -357,39 +363,21 @@ pub fn parse_key(hex: &str, transform: EspTransform) -> Result<KeyMaterial, Stri
         .step_by(2)
         .filter_map(|i| h.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()))
         .collect();
-    if let Some(hmac) = transform.hmac() {
-        let n = bytes.len();
-        let aes = n.saturating_sub(hmac.key_len());
-        if !matches!(aes, 16 | 32) {
-            return Err(format!(
-                "{n} bytes; need a 16- or 32-byte AES key followed by a {}-byte HMAC key ({} or {} bytes)",
-                hmac.key_len(),
-                16 + hmac.key_len(),
-                32 + hmac.key_len()
-            ));
-        }
-        let (key, hmac_key) = bytes.split_at(aes);
-        return Ok(KeyMaterial {
-            key: key.to_vec(),
-            salt: [0; 4],
-            hmac: Some((hmac, hmac_key.to_vec())),
-        });
+    let n = bytes.len();
+    let aes = n.saturating_sub(hmac.key_len());
+    if !matches!(aes, 16 | 32) {
+        return Err(format!(
+            "{n} bytes; need a 16- or 32-byte AES key followed by a {}-byte HMAC key ({} or {} bytes)",
+            hmac.key_len(),
+            16 + hmac.key_len(),
+            32 + hmac.key_len()
+        ));
     }
-    let (key, salt) = match bytes.len() {
-        20 => bytes.split_at(16),
-        36 => bytes.split_at(32),
-        n => {
-            return Err(format!(
-            "{n} bytes; need a 16- or 32-byte AES key followed by a 4-byte salt (20 or 36 bytes)"
-        ))
-        }
-    };
-    let mut s = [0u8; 4];
-    s.copy_from_slice(salt);
+    let (key, hmac_key) = bytes.split_at(aes);
     Ok(KeyMaterial {
         key: key.to_vec(),
-        salt: s,
-        hmac: None,
+        hmac,
+        hmac_key: hmac_key.to_vec(),
     })
 }
 
@@ -421,6 +409,10 @@ pub struct ManualKeys {
     pub derived: bool,
     /// The peer's inbound SPI.
     pub remote_spi: u32,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// Encapsulation towards a configured remote.
+    pub encap: Encap,
     /// Inbound key.
     pub key_in: KeyMaterial,
     /// Outbound key.
@@ -469,20 +461,18 @@ impl EndpointConfig {
             _ => {}
         }
         // Configured SPIs first, so derived ones avoid them all.
-        for (i, p) in self
+        for (i, m) in self
             .peers
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.ike.is_none())
+            .filter_map(|(i, p)| Some((i, p.manual.as_ref()?)))
         {
-            if let Some(s) = p.local_spi {
-                let f = format!("peers[{i}].local_spi");
+            if let Some(s) = m.local_spi {
+                let f = format!("peers[{i}].manual.local_spi");
                 if s < crate::spi::MIN_SPI {
                     return Err(err(f, "SPIs below 256 are reserved (RFC 4303)"));
                 }
-                let remote_spi = p.remote_spi.ok_or_else(|| {
-                    err(format!("peers[{i}].remote_spi"), "manual keying needs it")
-                })?;
+                let remote_spi = m.remote_spi;
                 if role == Role::Responder && !self.spi_layout.matches(s, remote_spi) {
                     return Err(err(
                         f,
@@ -520,52 +510,48 @@ impl EndpointConfig {
             if role == Role::Client && remote.is_none() {
                 return Err(err(f("remote"), "a client needs the gateway's address"));
             }
-            if p.ike.is_some() {
-                for (name, set) in [
-                    ("local_spi", p.local_spi.is_some()),
-                    ("remote_spi", p.remote_spi.is_some()),
-                    ("key_in", p.key_in.is_some()),
-                    ("key_out", p.key_out.is_some()),
-                ] {
-                    if set {
-                        return Err(err(
-                            f(name),
-                            "manual keys and [peers.ike] exclude each other",
-                        ));
-                    }
+            let m = match (&p.ike, &p.manual) {
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        f("manual"),
+                        "[peers.manual] and [peers.ike] exclude each other",
+                    ))
                 }
-                out.push(ResolvedPeer {
-                    config: p.clone(),
-                    remote,
-                    manual: None,
-                });
-                continue;
-            }
-            let need = |name: &str, v: &Option<String>| {
-                v.clone().ok_or_else(|| {
-                    err(
-                        f(name),
-                        "needed for manual keying (or configure [peers.ike])",
-                    )
-                })
+                (None, None) => {
+                    return Err(err(
+                        f("ike"),
+                        "needs [peers.ike] (or the legacy [peers.manual] static keys)",
+                    ))
+                }
+                (Some(_), None) => {
+                    out.push(ResolvedPeer {
+                        config: p.clone(),
+                        remote,
+                        manual: None,
+                    });
+                    continue;
+                }
+                (None, Some(m)) => m,
             };
-            let remote_spi = p.remote_spi.ok_or_else(|| {
-                err(
-                    f("remote_spi"),
-                    "needed for manual keying (or configure [peers.ike])",
-                )
-            })?;
-            if remote_spi < crate::spi::MIN_SPI {
+            let f = |name: &str| format!("peers[{i}].manual.{name}");
+            if m.transform.hmac().is_none() {
+                return Err(err(
+                    f("transform"),
+                    "AES-GCM is refused with static keys: its nonce is the sequence number, so a \
+                     restart of either side reuses nonces under the same key (RFC 4106 §8.1); \
+                     negotiate keys with [peers.ike] or use an aes-cbc-hmac-* transform",
+                ));
+            }
+            if m.remote_spi < crate::spi::MIN_SPI {
                 return Err(err(
                     f("remote_spi"),
                     "SPIs below 256 are reserved (RFC 4303)",
                 ));
             }
-            let key_in = parse_key(&need("key_in", &p.key_in)?, p.transform)
-                .map_err(|e| err(f("key_in"), e))?;
-            let key_out = parse_key(&need("key_out", &p.key_out)?, p.transform)
-                .map_err(|e| err(f("key_out"), e))?;
-            let (local_spi, derived) = match (p.local_spi, role) {
+            let remote_spi = m.remote_spi;
+            let key_in = parse_key(&m.key_in, m.transform).map_err(|e| err(f("key_in"), e))?;
+            let key_out = parse_key(&m.key_out, m.transform).map_err(|e| err(f("key_out"), e))?;
+            let (local_spi, derived) = match (m.local_spi, role) {
                 (Some(s), _) => (s, false),
                 (None, Role::Responder) => {
                     let s = alloc
@@ -587,6 +573,8 @@ impl EndpointConfig {
                     local_spi,
                     derived,
                     remote_spi,
+                    esn: m.esn,
+                    encap: m.encap,
                     key_in,
                     key_out,
                 }),
@@ -600,24 +588,32 @@ impl EndpointConfig {
 mod tests {
     use super::*;
 
-    const KEY: &str = "0x0102030405060708090a0b0c0d0e0f1011121314";
+    /// AES-128 key followed by a 32-byte HMAC-SHA-256 key.
+    const KEY: &str = "0x0102030405060708090a0b0c0d0e0f10\
+                       1112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f30";
 
     fn peer(name: &str, inner: &str, local: Option<u32>, remote_spi: u32) -> PeerConfig {
         PeerConfig {
             name: name.into(),
             inner: vec![inner.parse().unwrap()],
             remote: None,
-            encap: Encap::None,
             ike: None,
-            local_spi: local,
-            remote_spi: Some(remote_spi),
-            transform: EspTransform::default(),
-            key_in: Some(KEY.into()),
-            key_out: Some(KEY.into()),
-            esn: false,
+            manual: Some(ManualConfig {
+                local_spi: local,
+                remote_spi,
+                transform: EspTransform::AesCbcHmacSha256,
+                key_in: KEY.into(),
+                key_out: KEY.into(),
+                esn: false,
+                encap: Encap::None,
+            }),
             replay_window: 128,
             keepalive_secs: 20,
         }
+    }
+
+    fn manual(p: &mut PeerConfig) -> &mut ManualConfig {
+        p.manual.as_mut().unwrap()
     }
 
     fn cfg(peers: Vec<PeerConfig>) -> EndpointConfig {
@@ -658,9 +654,11 @@ mod tests {
             assert!(m.derived);
             assert!(Layout::default().matches(m.local_spi, m.remote_spi));
         }
+        let k = &r[0].manual.as_ref().unwrap().key_in;
+        assert_eq!(k.key, (1..=16).collect::<Vec<u8>>());
         assert_eq!(
-            r[0].manual.as_ref().unwrap().key_in.salt,
-            [0x11, 0x12, 0x13, 0x14]
+            (k.hmac, k.hmac_key.clone()),
+            (Hmac::Sha256_128, (17..=48).collect())
         );
     }
 
@@ -673,7 +671,7 @@ mod tests {
         assert_eq!(r[0].manual.as_ref().unwrap().local_spi, good);
         let c = cfg(vec![peer("a", "10.98.0.2/32", Some(good ^ 1), 0xD456_0CA1)]);
         let e = resolve(&c, Role::Responder).unwrap_err();
-        assert_eq!(e.field, "peers[0].local_spi");
+        assert_eq!(e.field, "peers[0].manual.local_spi");
         assert!(e.why.contains("spimux spi derive"), "{e}");
     }
 
@@ -689,7 +687,7 @@ mod tests {
             digest_offset: 0,
         };
         let e = resolve(&c, Role::Responder).unwrap_err();
-        assert_eq!(e.field, "peers[1].local_spi");
+        assert_eq!(e.field, "peers[1].manual.local_spi");
         assert!(e.why.contains("fully derived"), "{e}");
     }
 
@@ -697,14 +695,14 @@ mod tests {
     fn field_errors() {
         let mut p = peer("a", "10.98.0.2/32", Some(0x1000), 0x2000);
         p.remote = Some("198.51.100.69".into());
-        p.key_in = Some("abcd".into());
+        manual(&mut p).key_in = "abcd".into();
         assert_eq!(
             resolve(&cfg(vec![p.clone()]), Role::Client)
                 .unwrap_err()
                 .field,
-            "peers[0].key_in"
+            "peers[0].manual.key_in"
         );
-        p.key_in = Some(KEY.into());
+        manual(&mut p).key_in = KEY.into();
         p.remote = None;
         assert_eq!(
             resolve(&cfg(vec![p.clone()]), Role::Client)
@@ -718,13 +716,23 @@ mod tests {
         p.remote = Some("0.0.0.0".into());
         assert!(resolve(&cfg(vec![p.clone()]), Role::Client).is_err());
         p.remote = Some("198.51.100.69:4501".into());
-        p.remote_spi = Some(5);
+        manual(&mut p).remote_spi = 5;
         assert_eq!(
             resolve(&cfg(vec![p.clone()]), Role::Client)
                 .unwrap_err()
                 .field,
-            "peers[0].remote_spi"
+            "peers[0].manual.remote_spi"
         );
+        manual(&mut p).remote_spi = 0x2000;
+        // Neither keying mode, or both, is refused naming the field.
+        let m = p.manual.take();
+        assert_eq!(
+            resolve(&cfg(vec![p.clone()]), Role::Client)
+                .unwrap_err()
+                .field,
+            "peers[0].ike"
+        );
+        p.manual = m;
         assert_eq!(
             resolve(&cfg(vec![]), Role::Responder).unwrap_err().field,
             "peers"
@@ -780,39 +788,50 @@ mod tests {
 
     #[test]
     fn parses_keys() {
-        let gcm = EspTransform::AesGcm16;
-        let k = parse_key(&"ab".repeat(36), gcm).unwrap();
-        assert_eq!(k.key.len(), 32);
-        assert_eq!(k.salt, [0xab; 4]);
-        assert_eq!(k.hmac, None);
-        assert!(parse_key("xyz", gcm).is_err());
-        assert!(parse_key(&"ab".repeat(17), gcm).is_err());
+        assert!(parse_key(&"ab".repeat(36), EspTransform::AesGcm16).is_err());
         let cbc = EspTransform::AesCbcHmacSha256;
         let k = parse_key(&format!("{}{}", "01".repeat(16), "02".repeat(32)), cbc).unwrap();
         assert_eq!(k.key, vec![1; 16]);
-        assert_eq!(k.hmac, Some((Hmac::Sha256_128, vec![2; 32])));
+        assert_eq!(
+            (k.hmac, k.hmac_key.clone()),
+            (Hmac::Sha256_128, vec![2; 32])
+        );
         assert!(matches!(k.transform(), Transform::AesCbcHmac { .. }));
         assert_eq!(parse_key(&"ab".repeat(64), cbc).unwrap().key.len(), 32);
         for n in [20, 36, 47, 49, 80] {
             assert!(parse_key(&"ab".repeat(n), cbc).is_err(), "{n}");
         }
+        assert!(parse_key(&"xy".repeat(48), cbc).is_err());
         let k = parse_key(&"ab".repeat(16 + 64), EspTransform::AesCbcHmacSha512).unwrap();
-        assert_eq!(
-            k.hmac.map(|(h, k)| (h, k.len())),
-            Some((Hmac::Sha512_256, 64))
-        );
+        assert_eq!((k.hmac, k.hmac_key.len()), (Hmac::Sha512_256, 64));
     }
 
     #[test]
-    fn transform_is_parsed_and_unknown_ones_refused() {
-        let base = "[tun]\naddress = \"10.98.0.5/32\"\n[[peers]]\nname = \"gw\"\ninner = [\"10.99.0.0/24\"]\nremote_spi = 4096\nkey_in = \"00\"\nkey_out = \"00\"\n";
-        let c: EndpointConfig = toml::from_str(base).unwrap();
-        assert_eq!(c.peers[0].transform, EspTransform::AesGcm16);
+    fn transform_is_required_and_unknown_ones_refused() {
+        let base = "[tun]\naddress = \"10.98.0.5/32\"\n[[peers]]\nname = \"gw\"\ninner = [\"10.99.0.0/24\"]\n[peers.manual]\nremote_spi = 4096\nkey_in = \"00\"\nkey_out = \"00\"\n";
+        let e = toml::from_str::<EndpointConfig>(base).unwrap_err();
+        assert!(e.to_string().contains("transform"), "{e}");
         let c: EndpointConfig =
             toml::from_str(&format!("{base}transform = \"aes-cbc-hmac-sha384\"\n")).unwrap();
-        assert_eq!(c.peers[0].transform.hmac(), Some(Hmac::Sha384_192));
+        let m = c.peers[0].manual.as_ref().unwrap();
+        assert_eq!(m.transform.hmac(), Some(Hmac::Sha384_192));
         let e = toml::from_str::<EndpointConfig>(&format!("{base}transform = \"3des-md5\"\n"))
             .unwrap_err();
         assert!(e.to_string().contains("3des-md5"), "{e}");
+    }
+
+    #[test]
+    fn static_aes_gcm_is_refused_naming_the_field_and_saying_why() {
+        let mut p = peer("gw", "10.99.0.0/24", Some(0x1000), 0x2000);
+        p.remote = Some("198.51.100.69".into());
+        let m = manual(&mut p);
+        m.transform = EspTransform::AesGcm16;
+        (m.key_in, m.key_out) = ("ab".repeat(20), "cd".repeat(20));
+        let e = resolve(&cfg(vec![p]), Role::Client).unwrap_err();
+        assert_eq!(e.field, "peers[0].manual.transform");
+        assert!(
+            e.why.contains("RFC 4106") && e.why.contains("[peers.ike]"),
+            "{e}"
+        );
     }
 }

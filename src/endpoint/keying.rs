@@ -361,7 +361,10 @@ pub fn ike_loop(
                 udp,
             }) => {
                 if let Some(p) = keying.peer_of_tunnel(tunnel) {
-                    engine.move_peer(p, remote, udp);
+                    // The registration moved the CHILD_SAs itself; only the
+                    // IKE SA follows here.
+                    let n = engine.move_peer(p, remote, udp);
+                    tracing::info!(tunnel, %remote, udp, ike_sas = n, "IKE SA moved with the registration");
                 }
             }
             Err(_) => {}

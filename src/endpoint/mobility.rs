@@ -281,6 +281,15 @@ impl Mobility {
             if old != Some(new) {
                 tracing::info!(peer = %t.name, from = ?old.map(|p| p.addr), to = %new.addr,
                     encap = encap.label(), nat = d.nat.label(), "peer moved by registration");
+                // The IKE SA follows, so liveness checks, rekeys and deletes
+                // reach the new address too.
+                if let (true, Some(k)) = (t.ike, shared.keying.as_ref()) {
+                    k.offer(super::keying::IkeInput::MovePeer {
+                        tunnel,
+                        remote: new.addr,
+                        udp: encap == Encap::Udp,
+                    });
+                }
             }
         }
         {

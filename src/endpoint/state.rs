@@ -105,7 +105,7 @@ impl Tunnel {
             Sa::new(&SaParams {
                 spi,
                 transform: k.transform(),
-                esn: c.esn,
+                esn: m.esn,
                 replay_window: c.replay_window,
             })
         };
@@ -118,7 +118,7 @@ impl Tunnel {
             derived: m.derived,
             allowed: Selectors(c.inner.clone()),
             static_peer: p.remote.is_some(),
-            peer: RwLock::new(p.remote.map(|addr| Peer::new(addr, c.encap))),
+            peer: RwLock::new(p.remote.map(|addr| Peer::new(addr, m.encap))),
             ike: false,
             keepalive: AtomicBool::new(false),
             promote_on: AtomicU32::new(0),

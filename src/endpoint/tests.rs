@@ -1,5 +1,6 @@
 //! The endpoint's packet path without I/O: a client and a responder built
-//! from the shipped configs exchange packets through `seal_for`/`inbound`.
+//! from the legacy manual-key fixtures (`tests/data/endpoint/manual-*.toml`)
+//! exchange packets through `seal_for`/`inbound`.
 
 use super::config::{Encap, EndpointConfig, Role};
 use super::datapath::{inbound, seal_for};
@@ -10,11 +11,17 @@ use crate::esp::EspError;
 use crate::wire::build;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+/// A manually keyed fixture config, parsed.
+fn fixture(file: &str) -> EndpointConfig {
+    let path = format!(
+        "{}/tests/data/endpoint/manual-{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    toml::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("parses")
+}
+
 fn load(file: &str, role: Role) -> Shared {
-    let text = std::fs::read_to_string(format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR")))
-        .expect("config file");
-    let cfg: EndpointConfig = toml::from_str(&text).expect("parses");
-    prepare(&cfg, role).expect("valid").shared
+    prepare(&fixture(file), role).expect("valid").shared
 }
 
 fn ping(src: &str, dst: &str) -> Vec<u8> {
@@ -134,28 +141,22 @@ fn authenticated_packets_from_elsewhere_do_not_move_a_learned_peer() {
     assert_eq!(t.rx.lock().unexpected_source, 1);
 }
 
-/// Loads a shipped config with the first peer switched to AES-256-CBC with
+/// Loads a fixture with the first peer switched to AES-256-CBC with
 /// HMAC-SHA-512-256 (`key_in`/`key_out` swapped on the other side).
-fn load_cbc(file: &str, role: Role, swap: bool) -> Shared {
+fn load_sha512(file: &str, role: Role, swap: bool) -> Shared {
     use super::config::EspTransform;
-    let text = std::fs::read_to_string(format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR")))
-        .expect("config file");
-    let mut cfg: EndpointConfig = toml::from_str(&text).expect("parses");
+    let mut cfg = fixture(file);
     let (a, b) = ("11".repeat(32 + 64), "22".repeat(32 + 64));
-    let p = &mut cfg.peers[0];
-    p.transform = EspTransform::AesCbcHmacSha512;
-    (p.key_in, p.key_out) = if swap {
-        (Some(b), Some(a))
-    } else {
-        (Some(a), Some(b))
-    };
+    let m = cfg.peers[0].manual.as_mut().expect("manual peer");
+    m.transform = EspTransform::AesCbcHmacSha512;
+    (m.key_in, m.key_out) = if swap { (b, a) } else { (a, b) };
     prepare(&cfg, role).expect("valid").shared
 }
 
 #[test]
 fn a_cbc_tunnel_carries_packets_both_ways() {
-    let c = load_cbc("client-h1.toml", Role::Client, false);
-    let r = load_cbc("responder.toml", Role::Responder, true);
+    let c = load_sha512("client-h1.toml", Role::Client, false);
+    let r = load_sha512("responder.toml", Role::Responder, true);
     let mut out = vec![0u8; 2048];
     let esp = from_h1(&c, "10.98.0.2");
     // 8 header + 16 IV + (28 inner IPv4/UDP + 5 + 2, padded to 48) + 32 ICV.
@@ -169,12 +170,12 @@ fn a_cbc_tunnel_carries_packets_both_ways() {
         .unwrap()
         .len;
     assert_eq!(out[..len], ping("10.99.0.1", "10.98.0.2")[..]);
-    // A GCM packet from a peer left on the shipped config is refused (this one
-    // is even shorter than the shortest CBC packet with a 32-byte ICV).
-    let gcm = load("client-h1.toml", Role::Client);
-    let esp = from_h1(&gcm, "10.98.0.2");
-    assert_eq!(
-        inbound(&r, &esp, NAT, Encap::None, &mut out).unwrap_err(),
-        TunnelDrop::Esp(EspError::Truncated)
-    );
+    // A packet from a peer left on the fixture's SHA-256 keys is refused: its
+    // 16-byte ICV leaves a ciphertext that is not a whole number of blocks
+    // under the 32-byte ICV this SA expects.
+    let old = load("client-h1.toml", Role::Client);
+    let esp = from_h1(&old, "10.98.0.2");
+    assert_eq!(esp.len(), 8 + 16 + 48 + 16);
+    assert!(inbound(&r, &esp, NAT, Encap::None, &mut out).is_err());
+    assert_eq!(r.tunnels[0].rx.lock().packets, 1);
 }

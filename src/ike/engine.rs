@@ -713,23 +713,25 @@ impl Engine {
         true
     }
 
-    /// Moves every SA of `peer` to a new outer address (a mobility
-    /// registration authenticated it): IKE and the CHILD_SAs follow.
-    pub fn move_peer(&mut self, peer: usize, remote: SocketAddrV4, udp: bool) {
-        let mut moved = false;
+    /// Moves every IKE SA of `peer` to a new outer address that a mobility
+    /// registration authenticated: with `udp`, IKE goes to `remote` itself
+    /// (the peer's UDP-encapsulation port, behind a NAT a mapped one);
+    /// otherwise to `remote`'s address on the IKE port. The caller moved the
+    /// CHILD_SAs' traffic already, so no event is queued. Returns how many
+    /// IKE SAs moved.
+    pub fn move_peer(&mut self, peer: usize, remote: SocketAddrV4, udp: bool) -> usize {
+        let port = if udp {
+            remote.port()
+        } else {
+            self.cfg.ike_port
+        };
+        let to = SocketAddrV4::new(*remote.ip(), port);
+        let mut moved = 0;
         for sa in self.sas.values_mut().filter(|sa| sa.peer == Some(peer)) {
-            let port = if udp {
-                self.cfg.natt_port
-            } else {
-                self.cfg.ike_port
-            };
-            sa.remote = SocketAddrV4::new(*remote.ip(), if udp { remote.port() } else { port });
+            sa.remote = to;
             sa.natt = udp;
-            moved = true;
+            moved += 1;
         }
-        if moved {
-            self.events
-                .push_back(Event::PeerMoved { peer, remote, udp });
-        }
+        moved
     }
 }

@@ -202,18 +202,12 @@ pub fn choose_esp(offers: &[Proposal], ours: &[EspSuite], allow_ke: &[Group]) ->
                 };
                 esn.contains(&id)
             };
-            let chosen_esn = if esn.is_empty() {
-                Some(false)
-            } else if pick(s.esn) {
-                Some(s.esn)
-            } else if pick(!s.esn) {
-                Some(!s.esn)
-            } else {
-                None
-            };
-            if let Some(esn) = chosen_esn {
+            // Only an ESN setting we were configured with: no ESN transform
+            // offered means none (RFC 7296 §3.3.2).
+            let acceptable = if esn.is_empty() { !s.esn } else { pick(s.esn) };
+            if acceptable {
                 return Some(EspChoice {
-                    suite: EspSuite { esn, ..*s },
+                    suite: *s,
                     peer_spi,
                     number: p.number,
                     group,
@@ -325,18 +319,21 @@ mod tests {
         let mut plain = ours;
         plain.esn = false;
         let offers = esp_offer(&[plain], 0x1234_5678, Some(Group::Curve25519));
-        let c = choose_esp(&offers, &[ours], &[Group::Curve25519]).unwrap();
+        // ESN configured alone is not silently traded for no ESN.
+        assert!(choose_esp(&offers, &[ours], &[Group::Curve25519]).is_none());
+        let ours = [ours, plain];
+        let c = choose_esp(&offers, &ours, &[Group::Curve25519]).unwrap();
         assert!(!c.suite.esn);
         assert_eq!(c.peer_spi, 0x1234_5678);
         assert_eq!(c.group, Some(Group::Curve25519));
-        assert!(choose_esp(&offers, &[ours], &[Group::Ecp256]).is_none());
+        assert!(choose_esp(&offers, &ours, &[Group::Ecp256]).is_none());
         // In IKE_AUTH a KE transform is ignored.
-        assert_eq!(choose_esp(&offers, &[ours], &[]).unwrap().group, None);
+        assert_eq!(choose_esp(&offers, &ours, &[]).unwrap().group, None);
         let reply = esp_reply(&c, 0xabcd_0001);
-        let back = accepted_esp(&[reply], &[ours], Some(Group::Curve25519)).unwrap();
+        let back = accepted_esp(&[reply], &ours, Some(Group::Curve25519)).unwrap();
         assert_eq!(back.peer_spi, 0xabcd_0001);
         // Reserved SPIs are never accepted.
         let offers = esp_offer(&[plain], 5, None);
-        assert!(choose_esp(&offers, &[ours], &[]).is_none());
+        assert!(choose_esp(&offers, &ours, &[]).is_none());
     }
 }

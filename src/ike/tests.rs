@@ -624,3 +624,72 @@ fn child_sas_per_ike_sa_and_ike_sas_per_peer_are_capped() {
 fn first_responder_spi(b: &Bed) -> u32 {
     installs(&b.r_events)[0].inbound_spi
 }
+
+#[test]
+fn a_registration_moves_the_ike_sa_and_nat_t_answers_go_to_the_port_they_came_from() {
+    let mut r = policy(false, "secret");
+    r.dpd_ms = 1000;
+    let cfg = EngineConfig::default();
+    let mut b = Bed::new(
+        engine(cfg.clone(), policy(true, "secret")),
+        engine(cfg, r),
+        false,
+    );
+    b.connect();
+    assert_eq!((established(&b.i), established(&b.r)), (1, 1));
+    assert!(
+        b.r.sas().all(|sa| !sa.natt),
+        "no NAT: IKE stays on port 500"
+    );
+    // The mobile moved behind a NAT; its registration arrived from this
+    // mapping of its UDP-encapsulation port.
+    let mapped = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 66), 41_000);
+    assert_eq!(b.r.move_peer(0, mapped, true), 1);
+    // The next liveness check goes there, from our NAT-T port.
+    b.r.handle_timeout(1_500);
+    let check = b.r.poll_transmit().expect("liveness check");
+    assert_eq!((check.local_port, check.remote), (4500, mapped));
+    // The client gets it on its NAT-T port and answers on the port it came
+    // from (not on 500 with a non-ESP marker, which the gateway's IKE port
+    // would drop as malformed).
+    b.i.handle(
+        1_500,
+        Datagram {
+            local: SocketAddrV4::new(CLIENT, 4500),
+            remote: SocketAddrV4::new(GATEWAY, 4500),
+            data: &check.data,
+        },
+    );
+    let answer = b.i.poll_transmit().expect("answer");
+    assert_eq!(
+        (answer.local_port, answer.remote),
+        (4500, SocketAddrV4::new(GATEWAY, 4500))
+    );
+    b.r.handle(
+        1_500,
+        Datagram {
+            local: SocketAddrV4::new(GATEWAY, 4500),
+            remote: mapped,
+            data: &answer.data,
+        },
+    );
+    let informational = super::stats::EXCHANGES
+        .iter()
+        .position(|e| *e == crate::wire::ike::ExchangeType::INFORMATIONAL)
+        .unwrap();
+    assert_eq!(b.r.stats.initiated[informational][0], 1, "answered: ok");
+    // Moving back to plain ESP sends IKE to the address's IKE port again.
+    let direct = SocketAddrV4::new(PUBLIC, 0);
+    assert_eq!(b.r.move_peer(0, direct, false), 1);
+    b.r.handle_timeout(3_000);
+    let check = b.r.poll_transmit().expect("liveness check");
+    assert_eq!(
+        (check.local_port, check.remote),
+        (500, SocketAddrV4::new(PUBLIC, 500))
+    );
+    assert_eq!(
+        b.r.move_peer(7, direct, false),
+        0,
+        "unknown peer: nothing moves"
+    );
+}

@@ -16,6 +16,7 @@ use super::stats::{IkeDrop, Outcome};
 use crate::wire::ike::{
     ExchangeType, Flags, Header, HeaderRepr, Notify, NotifyType, Payload, PayloadType, ProtocolId,
 };
+use std::net::SocketAddrV4;
 
 /// A notification of type `ty` in `payloads`.
 pub(super) fn notify(payloads: &[Payload], ty: NotifyType) -> Option<&Notify> {
@@ -314,8 +315,12 @@ impl Engine {
     /// the SA when the peer is behind a NAT (its mapping changed), and a
     /// request on the NAT-T port means the peer floated.
     fn follow_peer(&mut self, sa: &mut IkeSa, d: &Datagram<'_>) {
+        // A message to our NAT-T port moves our side of the SA to UDP
+        // encapsulation: answer and send on the port it came from (RFC 7296
+        // §2.23), not on the peer's IKE port with a non-ESP marker.
         if d.local.port() == self.cfg.natt_port && !sa.natt {
             sa.natt = true;
+            sa.remote = SocketAddrV4::new(*sa.remote.ip(), d.remote.port());
         }
         if d.remote == sa.remote {
             return;
