@@ -20,6 +20,9 @@ have traceroute || need+=(traceroute)
 [ -x /usr/lib/ipsec/charon ] || need+=(strongswan)
 have swanctl || need+=(strongswan-swanctl)
 [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || need+=(libcharon-extra-plugins)
+# pki (testbed/ike_pki.sh) and openssl: certificates made and converted by the IKE interop tests.
+have pki || need+=(strongswan-pki)
+have openssl || need+=(openssl)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then echo "install-deps: need root to install: ${need[*]}" >&2; exit 1; fi
   echo "install-deps: installing ${need[*]}"

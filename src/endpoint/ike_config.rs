@@ -377,6 +377,21 @@ fn psk_bytes(s: &str) -> Result<Vec<u8>, String> {
     Ok(b)
 }
 
+/// Why a private key did not load, with the fix for the common case: a
+/// SEC1 "EC PRIVATE KEY" (what strongSwan's `pki --gen --type ecdsa` and
+/// `openssl ecparam -genkey` write) where PKCS#8 is needed.
+fn key_error(bytes: &[u8], e: impl std::fmt::Display) -> String {
+    if bytes
+        .windows(b"BEGIN EC PRIVATE KEY".len())
+        .any(|w| w == b"BEGIN EC PRIVATE KEY")
+    {
+        return "an \"EC PRIVATE KEY\" (SEC1) file: convert it to PKCS#8 with \
+                `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8`"
+            .into();
+    }
+    e.to_string()
+}
+
 /// Engine settings from `[ike]` and `outer`.
 pub fn engine_config(cfg: &EndpointConfig) -> Result<EngineConfig, EndpointConfigError> {
     let i = &cfg.ike;
@@ -466,8 +481,9 @@ pub fn policies(
             (None, Some(cert), Some(key), Some(ca)) => {
                 let cert = load_cert_der(&read(f("cert"), cert)?)
                     .map_err(|e| err(f("cert"), e.to_string()))?;
-                let key = SigningKey::from_pem_or_der(&read(f("key"), key)?)
-                    .map_err(|e| err(f("key"), e.to_string()))?;
+                let key_bytes = read(f("key"), key)?;
+                let key = SigningKey::from_pem_or_der(&key_bytes)
+                    .map_err(|e| err(f("key"), key_error(&key_bytes, e)))?;
                 key.check(&rng).map_err(|e| err(f("key"), e.to_string()))?;
                 let ca = TrustAnchors::from_pem_or_der(&read(f("ca"), ca)?)
                     .map_err(|e| err(f("ca"), e.to_string()))?;
@@ -579,6 +595,18 @@ mod tests {
         assert_eq!(e.len(), 8);
         assert!(e.iter().any(|s| s.integ == Some(Integ::HmacSha256_128)));
         assert!(esp_suites(&["aes128gcm16-x25519".into()]).is_err());
+    }
+
+    #[test]
+    fn a_sec1_key_is_refused_with_the_conversion() {
+        let sec1 = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/ike/pki/ecdsa/gw.key"
+        ))
+        .unwrap();
+        let e = SigningKey::from_pem_or_der(&sec1).err().unwrap();
+        assert!(key_error(&sec1, e).contains("openssl pkcs8 -topk8"));
+        assert_eq!(key_error(b"junk", "bad key"), "bad key");
     }
 
     #[test]

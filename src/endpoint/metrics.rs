@@ -203,7 +203,7 @@ pub fn render(shared: &Shared) -> String {
 
 fn ike(shared: &Shared, f: &mut Families) {
     use crate::ike::sa::{ChildState, IkeState};
-    use crate::ike::stats::{exchange_label, IkeDrop, Outcome, EXCHANGES};
+    use crate::ike::stats::{exchange_label, IkeDrop, Outcome, PeerAuth, EXCHANGES};
     let Some(k) = shared.keying.as_ref() else {
         return;
     };
@@ -307,6 +307,15 @@ fn ike(shared: &Shared, f: &mut Families) {
         "spimux_ike_auth_failures_total",
         "IKE_AUTH authentication failures (ours to verify or reported by the peer).",
         one(st.auth_failures),
+    );
+    f.counter(
+        "spimux_ike_peer_auths_total",
+        "Peers authenticated in IKE_AUTH, by method: pre-shared key, or the key type of the certificate that signed.",
+        PeerAuth::ALL
+            .iter()
+            .zip(st.peer_auths)
+            .map(|(m, n)| (vec![("method", m.label())], n as f64))
+            .collect(),
     );
     f.counter(
         "spimux_ike_cookies_sent_total",

@@ -112,6 +112,31 @@ pub enum Side {
     Peer,
 }
 
+/// How a peer proved its identity in IKE_AUTH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAuth {
+    /// Pre-shared key.
+    Psk,
+    /// Signature by a certificate's ECDSA P-256 key.
+    Ecdsa,
+    /// Signature by a certificate's RSA key.
+    Rsa,
+}
+
+impl PeerAuth {
+    /// Every method, in index order.
+    pub const ALL: [PeerAuth; 3] = [PeerAuth::Psk, PeerAuth::Ecdsa, PeerAuth::Rsa];
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            PeerAuth::Psk => "psk",
+            PeerAuth::Ecdsa => "ecdsa",
+            PeerAuth::Rsa => "rsa",
+        }
+    }
+}
+
 /// Counters of the IKE engine.
 #[derive(Debug, Clone, Default)]
 pub struct IkeStats {
@@ -127,6 +152,8 @@ pub struct IkeStats {
     pub cached_responses: u64,
     /// Authentication failures (ours to verify, or reported by the peer).
     pub auth_failures: u64,
+    /// Peers authenticated, by `PeerAuth::ALL` index.
+    pub peer_auths: [u64; 3],
     /// COOKIE notifications sent.
     pub cookies_sent: u64,
     /// INVALID_KE_PAYLOAD notifications sent.
@@ -179,6 +206,15 @@ impl IkeStats {
         let oi = Outcome::ALL.iter().position(|x| *x == o);
         if let (Some(ei), Some(oi)) = (index_of(e), oi) {
             if let Some(c) = t.get_mut(ei).and_then(|r| r.get_mut(oi)) {
+                *c += 1;
+            }
+        }
+    }
+
+    /// Counts a peer that proved its identity with `how`.
+    pub fn peer_authenticated(&mut self, how: PeerAuth) {
+        if let Some(i) = PeerAuth::ALL.iter().position(|x| *x == how) {
+            if let Some(c) = self.peer_auths.get_mut(i) {
                 *c += 1;
             }
         }

@@ -12,6 +12,8 @@ use crate::wire::ike::{Header, NotifyType, Payload};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
+mod cert;
+
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 6, 1, 2);
 const PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 69);
@@ -241,6 +243,11 @@ fn psk_setup_derives_the_responders_spi_and_mirrors_keys() {
     assert_eq!(cr.remote_ts, vec!["10.98.0.2/32".parse().unwrap()]);
     assert_eq!(ci.remote_ts, vec!["10.99.0.0/24".parse().unwrap()]);
     assert_eq!(b.r.stats.spis_derived, 1);
+    assert_eq!(
+        (b.i.stats.peer_auths, b.r.stats.peer_auths),
+        ([1, 0, 0], [1, 0, 0]),
+        "PSK"
+    );
     // Four datagrams: IKE_SA_INIT and IKE_AUTH, request and response each.
     assert_eq!(b.wire.len(), 4);
     assert_eq!(b.r.half_open(), 0);

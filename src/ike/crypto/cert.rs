@@ -255,6 +255,11 @@ impl PeerCert {
         }
     }
 
+    /// True when the certificate's key is RSA (else ECDSA P-256).
+    pub fn is_rsa(&self) -> bool {
+        matches!(self.key, PublicKey::Rsa(_))
+    }
+
     /// Verifies a received AUTH (method 1, 9 or 14) over `signed_octets`
     /// with this certificate's key. Method 1 (RSA_SIG, SHA-1) is refused
     /// with Unsupported.

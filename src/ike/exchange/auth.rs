@@ -7,7 +7,7 @@ use super::super::policy::{identity_text, LocalAuth, PeerPolicy, RemoteAuth};
 use super::super::proposal::esp_offer;
 use super::super::sa::{IkeSa, IkeState, Pending};
 use super::super::selectors;
-use super::super::stats::Outcome;
+use super::super::stats::{Outcome, PeerAuth};
 use super::{error, error_notify, notify};
 use crate::wire::ike::{
     AuthMethod, CertEncoding, ExchangeType, Identification, NotifyType, Payload, TrafficSelector,
@@ -74,7 +74,7 @@ impl Engine {
         self.cfg.unix_at_zero.saturating_add(now / 1000)
     }
 
-    /// Checks the peer's AUTH under `pol`; true when it proves the identity.
+    /// Checks the peer's AUTH under `pol`; `Some(how)` when it proves the identity.
     fn verify_peer(
         &self,
         now: u64,
@@ -82,28 +82,28 @@ impl Engine {
         pol: &PeerPolicy,
         a: &AuthParts<'_>,
         octets: &[u8],
-    ) -> bool {
-        let (Some(id), Some((method, data))) = (a.id, a.auth) else {
-            return false;
-        };
+    ) -> Option<PeerAuth> {
+        let (id, (method, data)) = (a.id?, a.auth?);
         if !pol.accepts_id(id) {
-            return false;
+            return None;
         }
         match &pol.remote_auth {
             // A PSK peer is always named: the key alone must not pick the policy.
-            RemoteAuth::Psk(psk) => {
-                method == AuthMethod::SHARED_KEY_MIC
-                    && pol.remote_id.is_some()
-                    && psk_verify(prf, psk, octets, data)
-            }
+            RemoteAuth::Psk(psk) => (method == AuthMethod::SHARED_KEY_MIC
+                && pol.remote_id.is_some()
+                && psk_verify(prf, psk, octets, data))
+            .then_some(PeerAuth::Psk),
             RemoteAuth::Cert(anchors) => {
-                let Some((ee, rest)) = a.certs.split_first() else {
-                    return false;
+                let (ee, rest) = a.certs.split_first()?;
+                let c: PeerCert = anchors.verify_chain(ee, rest, self.unix_now(now)).ok()?;
+                let ok =
+                    c.matches_id(id.ty.0, &id.data) && c.verify(method.0, data, octets).is_ok();
+                let how = if c.is_rsa() {
+                    PeerAuth::Rsa
+                } else {
+                    PeerAuth::Ecdsa
                 };
-                let cert: Result<PeerCert, _> = anchors.verify_chain(ee, rest, self.unix_now(now));
-                cert.is_ok_and(|c| {
-                    c.matches_id(id.ty.0, &id.data) && c.verify(method.0, data, octets).is_ok()
-                })
+                ok.then_some(how)
             }
         }
     }
@@ -159,10 +159,12 @@ impl Engine {
             .candidates(*sa.remote.ip())
             .filter(|(_, p)| p.ike_suites.contains(&suite))
             .filter(|(_, p)| a.other_id.is_none_or(|want| *want == p.local_id))
-            .find(|(_, p)| self.verify_peer(now, prf, p, &a, &octets))
-            .map(|(i, _)| i);
+            .find_map(|(i, p)| {
+                self.verify_peer(now, prf, p, &a, &octets)
+                    .map(|how| (i, how))
+            });
         self.leave_half_open(sa);
-        let Some(peer) = chosen else {
+        let Some((peer, how)) = chosen else {
             self.stats.auth_failures += 1;
             self.respond(
                 sa,
@@ -172,6 +174,7 @@ impl Engine {
             );
             return Fate::Down(DownReason::AuthFailed);
         };
+        self.stats.peer_authenticated(how);
         let Some(pol) = self.policies.get(peer).cloned() else {
             return Fate::Down(DownReason::Failed);
         };
@@ -303,14 +306,16 @@ impl Engine {
             ),
             None => Vec::new(),
         };
-        let ok = error_notify(payloads) != Some(NotifyType::AUTHENTICATION_FAILED)
-            && self.verify_peer(now, prf, &pol, &a, &octets);
-        if !ok {
+        let how = (error_notify(payloads) != Some(NotifyType::AUTHENTICATION_FAILED))
+            .then(|| self.verify_peer(now, prf, &pol, &a, &octets))
+            .flatten();
+        let Some(how) = how else {
             self.spis.release(spi);
             self.stats.auth_failures += 1;
             self.stats.initiated(ExchangeType::IKE_AUTH, Outcome::Error);
             return Fate::Down(DownReason::AuthFailed);
-        }
+        };
+        self.stats.peer_authenticated(how);
         sa.state = IkeState::Established;
         self.events.push_back(Event::IkeUp {
             ike: sa.local_spi(),
