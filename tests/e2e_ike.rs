@@ -4,8 +4,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use support::endpoint::*;
+use support::strongswan::*;
 use support::*;
 
 const GW_INNER: &str = "10.99.0.1";
@@ -14,44 +14,6 @@ const HOSTS: [(&str, &str, &str); 2] = [
     ("h1", "10.6.1.2", "10.98.0.2"),
     ("h2", "10.6.1.3", "10.98.0.3"),
 ];
-
-/// Renders a strongSwan template with `testbed/strongswan/render.sh`.
-fn render(bed: &Bed, template: &str, out: &str, vars: &[String]) -> PathBuf {
-    let path = bed.dir.join(out);
-    let mut args = vec![format!("{ROOT}/testbed/strongswan/{template}")];
-    args.extend_from_slice(vars);
-    let o = std::process::Command::new(format!("{ROOT}/testbed/strongswan/render.sh"))
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::write(&path, o.stdout).unwrap();
-    path
-}
-
-/// Starts charon in `host` with its own /run and initiates the `spimux` child;
-/// returns once it is up (run-charon.sh writes the ready file after initiating).
-fn start_charon(bed: &mut Bed, host: &str, conf: &Path) {
-    let ready = bed.dir.join(format!("{host}.ready"));
-    let log = bed.dir.join(format!("charon-{host}.log"));
-    let script = format!(
-        "exec unshare -m {ROOT}/testbed/strongswan/run-charon.sh {ROOT}/testbed/strongswan/strongswan.conf {} {} spimux >{} 2>&1",
-        conf.display(),
-        ready.display(),
-        log.display()
-    );
-    bed.spawn(host, &["sh", "-c", &script]);
-    let t0 = std::time::Instant::now();
-    while !ready.exists() {
-        assert!(
-            t0.elapsed().as_secs() < 20,
-            "charon in {host} did not come up:\n{}\nresponder:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default(),
-            bed.log("responder")
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
 
 /// Uploads `mb` MB of pseudo-random data from `host` (bound to its inner
 /// address) over TCP to the gateway's inner address; asserts it arrives bit-exact.
@@ -84,26 +46,24 @@ fn strongswan_initiators_through_the_router_to_the_ike_responder() {
             h,
             &["ip", "addr", "add", &format!("{inner}/32"), "dev", "lo"],
         );
-        let conf = render(
-            &bed,
+        let text = render(
             "initiator-psk.conf.in",
-            &format!("{h}-swanctl.conf"),
             &[
                 format!("HOST_ADDR={addr}"),
                 format!("INNER={inner}/32"),
                 format!("ID={h}"),
             ],
         );
-        if h == "h2" {
-            // h2 offers only what many clients offer by default: AES-CBC + HMAC-SHA2-256 for ESP.
-            let text = std::fs::read_to_string(&conf).unwrap();
-            let text = text.replace(
+        // h2 offers only what many clients offer by default: AES-CBC + HMAC-SHA2-256 for ESP.
+        let text = match h {
+            "h2" => text.replace(
                 "esp_proposals = aes128gcm16",
                 "esp_proposals = aes128-sha256",
-            );
-            std::fs::write(&conf, text).unwrap();
-        }
-        start_charon(&mut bed, h, &conf);
+            ),
+            _ => text,
+        };
+        let conf = SwanDir::new(&bed, h).write_conf(&text);
+        start_charon(&mut bed, h, h, &conf, &["spimux"]);
     }
     for (h, _, inner) in HOSTS {
         bed.ok(
@@ -139,19 +99,8 @@ fn strongswan_initiators_through_the_router_to_the_ike_responder() {
         // kernel-libipsec always fakes a NAT, so ESP is in UDP here.
         assert_eq!(encap, "udp", "{h}");
         // The responder's SPI carries the SPI-hash tag of the initiator's.
-        let o = std::process::Command::new(SPIMUX)
-            .args(["spi", "check", &local, &remote])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{h}: {local} vs {remote}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        println!(
-            "{h}: responder SPI {local} derived from strongSwan's {remote}, ESP in {encap}: {}",
-            String::from_utf8_lossy(&o.stdout).trim()
-        );
+        let verdict = assert_derived(&m, h);
+        println!("{h}: responder SPI {local} derived from strongSwan's {remote}, ESP in {encap}: {verdict}");
     }
     let log = bed.log("responder");
     assert_eq!(log.matches("CHILD_SA installed").count(), 2, "{log}");

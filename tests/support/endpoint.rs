@@ -1,8 +1,9 @@
 //! Endpoint helpers shared by the tunnel, IKE and mobility tests: edited
-//! copies of the shipped configs, the SAs a daemon reports, and tshark
-//! decryption tables from a daemon's key log.
+//! copies of the shipped configs (certificates instead of the PSK), the SAs
+//! a daemon reports and their SPI-hash relation (`spimux spi check`), and
+//! tshark decryption tables from a daemon's key log.
 
-use super::{Bed, ROOT};
+use super::{metric_in, Bed, ROOT, SPIMUX};
 use std::path::{Path, PathBuf};
 
 /// config/<file> with `edit` applied, written into the bed's directory as
@@ -48,15 +49,8 @@ pub fn ike_settings(t: &mut toml::Table, nat_detection: &str, key_log: &Path) {
 
 /// (local_spi, remote_spi, encap) of a peer from `spimux_sa_info`.
 pub fn sa_info(metrics: &str, peer: &str) -> (String, String, String) {
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("spimux_sa_info{") && l.contains(&format!("peer=\"{peer}\"")))
-        .unwrap_or_else(|| panic!("no spimux_sa_info for {peer}:\n{metrics}"));
-    let label = |k: &str| {
-        let start = line.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
-        line[start..].split('"').next().unwrap().to_string()
-    };
-    (label("local_spi"), label("remote_spi"), label("encap"))
+    let l = |k| sa_label(metrics, peer, k);
+    (l("local_spi"), l("remote_spi"), l("encap"))
 }
 
 /// The `esp_sa` entries of a daemon's key log as tshark `-o uat:esp_sa:…`
@@ -74,4 +68,57 @@ pub fn esp_uat(key_log: &Path) -> (Vec<String>, Vec<String>) {
         opts.push(format!("uat:esp_sa:{},\"*\",\"*\",{},{}", f[0], f[3], f[4]));
     }
     (opts, spis)
+}
+
+/// Our certificate, its private key and the CA the peer's must chain to.
+pub struct CertFiles<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub ca: &'a Path,
+}
+
+/// Switches a `[peers.ike]` table from the PSK to certificates, with these identities.
+pub fn use_certs(ike: &mut toml::Table, local_id: &str, remote_id: &str, files: CertFiles) {
+    let s = |v: &str| toml::Value::String(v.into());
+    let p = |v: &Path| s(v.to_str().unwrap());
+    ike.remove("psk");
+    ike.insert("local_id".into(), s(local_id));
+    ike.insert("remote_id".into(), s(remote_id));
+    ike.insert("cert".into(), p(files.cert));
+    ike.insert("key".into(), p(files.key));
+    ike.insert("ca".into(), p(files.ca));
+}
+
+/// One label (`local_spi`, `remote_spi`, `encap`, ...) of `peer`'s `spimux_sa_info`.
+pub fn sa_label(metrics: &str, peer: &str, key: &str) -> String {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("spimux_sa_info{") && l.contains(&format!("peer=\"{peer}\"")))
+        .unwrap_or_else(|| panic!("no spimux_sa_info for {peer}:\n{metrics}"));
+    let start = line.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
+    line[start..].split('"').next().unwrap().to_string()
+}
+
+/// Asserts `peer`'s inbound SPI carries the SPI-hash tag of its outbound
+/// SPI (we answered the proposal and derived); returns `spimux spi check`'s verdict.
+pub fn assert_derived(metrics: &str, peer: &str) -> String {
+    let (local, remote) = (
+        sa_label(metrics, peer, "local_spi"),
+        sa_label(metrics, peer, "remote_spi"),
+    );
+    let o = std::process::Command::new(SPIMUX)
+        .args(["spi", "check", &local, &remote])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{peer}: {local} vs {remote}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Asserts one sample of `metrics` equals `want`.
+pub fn assert_metric(metrics: &str, sample: &str, want: f64) {
+    assert_eq!(metric_in(metrics, sample), want, "{sample}:\n{metrics}");
 }

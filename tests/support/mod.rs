@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod endpoint;
+pub mod strongswan;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

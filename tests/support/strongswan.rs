@@ -3,9 +3,7 @@
 //! a credentials directory, run one charon per namespace with a private
 //! /run (`run-charon.sh`), talk to it with swanctl.
 
-#![allow(dead_code)]
-
-use crate::support::{Bed, ROOT};
+use super::{Bed, ROOT};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
