@@ -16,6 +16,8 @@ have ethtool || need+=(ethtool)
 have ping || need+=(iputils-ping)
 have traceroute || need+=(traceroute)
 /usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+# x25519 and AES-GCM for the hostile IKE peer (testbed/ike_attack.py).
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
 # strongSwan 5.9 (charon with kernel-libipsec, swanctl): the IKE interop peer.
 [ -x /usr/lib/ipsec/charon ] || need+=(strongswan)
 have swanctl || need+=(strongswan-swanctl)

@@ -203,7 +203,9 @@ pub fn render(shared: &Shared) -> String {
 
 fn ike(shared: &Shared, f: &mut Families) {
     use crate::ike::sa::{ChildState, IkeState};
-    use crate::ike::stats::{exchange_label, IkeDrop, Outcome, PeerAuth, EXCHANGES};
+    use crate::ike::stats::{
+        error_sent_label, exchange_label, IkeDrop, Outcome, PeerAuth, EXCHANGES,
+    };
     let Some(k) = shared.keying.as_ref() else {
         return;
     };
@@ -260,6 +262,15 @@ fn ike(shared: &Shared, f: &mut Families) {
             .iter()
             .zip(st.drops.iter())
             .map(|(d, n)| (vec![("reason", d.label())], *n as f64))
+            .collect(),
+    );
+    f.counter(
+        "spimux_ike_errors_sent_total",
+        "Requests answered with an error notification, by its type (RFC 7296 name).",
+        st.errors_sent
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (vec![("notify", error_sent_label(i))], *n as f64))
             .collect(),
     );
     f.counter(

@@ -1,6 +1,6 @@
 //! What the IKE engine counts. Labels are the metric label values.
 
-use crate::wire::ike::ExchangeType;
+use crate::wire::ike::{ExchangeType, NotifyType};
 
 /// Why a received IKE datagram was dropped without an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,25 @@ pub fn exchange_label(e: ExchangeType) -> &'static str {
     }
 }
 
+/// Error notifications counted by type when we answer a request with one
+/// (RFC 7296 §3.10.1), in index order; any other type counts as `other`.
+pub const ERRORS_SENT: [NotifyType; 9] = [
+    NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+    NotifyType::INVALID_SYNTAX,
+    NotifyType::NO_PROPOSAL_CHOSEN,
+    NotifyType::INVALID_KE_PAYLOAD,
+    NotifyType::AUTHENTICATION_FAILED,
+    NotifyType::NO_ADDITIONAL_SAS,
+    NotifyType::TS_UNACCEPTABLE,
+    NotifyType::TEMPORARY_FAILURE,
+    NotifyType::CHILD_SA_NOT_FOUND,
+];
+
+/// Metric label of `ERRORS_SENT[i]` (the RFC name), `other` past the end.
+pub fn error_sent_label(i: usize) -> &'static str {
+    ERRORS_SENT.get(i).and_then(|t| t.name()).unwrap_or("other")
+}
+
 /// Which side started something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -158,6 +177,9 @@ pub struct IkeStats {
     pub cookies_sent: u64,
     /// INVALID_KE_PAYLOAD notifications sent.
     pub invalid_ke_sent: u64,
+    /// Requests answered with an error notification, by `ERRORS_SENT`
+    /// index (the last entry: any other type).
+    pub errors_sent: [u64; ERRORS_SENT.len() + 1],
     /// CHILD_SA rekeys completed, [started here, started by the peer].
     pub child_rekeys: [u64; 2],
     /// IKE SA rekeys completed, [started here, started by the peer].
@@ -189,6 +211,17 @@ impl IkeStats {
             if let Some(c) = self.drops.get_mut(i) {
                 *c += 1;
             }
+        }
+    }
+
+    /// Counts an answer carrying error notification `ty`.
+    pub fn error_sent(&mut self, ty: NotifyType) {
+        let i = ERRORS_SENT
+            .iter()
+            .position(|x| *x == ty)
+            .unwrap_or(ERRORS_SENT.len());
+        if let Some(c) = self.errors_sent.get_mut(i) {
+            *c += 1;
         }
     }
 

@@ -326,6 +326,13 @@ fn wrong_psk_fails_on_both_sides_and_counts() {
     assert_eq!(established(&b.i) + established(&b.r), 0);
     assert_eq!(b.r.stats.auth_failures, 1);
     assert_eq!(b.i.stats.auth_failures, 1);
+    // Counted by the notification the responder answered with.
+    let auth_failed = super::stats::ERRORS_SENT
+        .iter()
+        .position(|t| *t == NotifyType::AUTHENTICATION_FAILED)
+        .unwrap();
+    assert_eq!(b.r.stats.errors_sent[auth_failed], 1);
+    assert_eq!(b.r.stats.errors_sent.iter().sum::<u64>(), 1);
     assert!(installs(&b.r_events).is_empty());
     assert!(b.i_events.iter().any(|e| matches!(
         e,
@@ -529,6 +536,7 @@ fn hostile_input_never_panics_and_is_counted() {
     let mut out = vec![0u8; 2000];
     let n = crate::wire::ike::emit_message(&hdr, &chain, &mut out).unwrap();
     while b.r.poll_transmit().is_some() {}
+    let unsupported_before = b.r.stats.errors_sent[0];
     b.r.handle(
         0,
         Datagram {
@@ -542,6 +550,15 @@ fn hostile_input_never_panics_and_is_counted() {
     let ap = crate::wire::ike::parse_chain(ah.next_payload(), &answer.data[28..]).unwrap();
     assert!(
         matches!(&ap[..], [Payload::Notify(n)] if n.ty == NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD && n.data == vec![200])
+    );
+    assert_eq!(
+        b.r.stats.errors_sent[0],
+        unsupported_before + 1,
+        "counted as UNSUPPORTED_CRITICAL_PAYLOAD"
+    );
+    assert_eq!(
+        super::stats::error_sent_label(0),
+        "UNSUPPORTED_CRITICAL_PAYLOAD"
     );
 }
 
@@ -571,6 +588,12 @@ fn half_open_flood_turns_cookies_on_and_stays_bounded() {
     }
     assert_eq!(r.half_open(), 4, "cookies required from the threshold on");
     assert!(r.stats.cookies_sent >= 190);
+    // A COOKIE answer is neither a completed nor a failed IKE_SA_INIT.
+    assert_eq!(
+        r.stats.answered[0],
+        [4, 0, 0],
+        "IKE_SA_INIT: 4 ok, no errors"
+    );
     // An honest client still gets through (it echoes the cookie).
     let mut b = Bed::new(
         engine(EngineConfig::default(), policy(true, "secret")),

@@ -60,6 +60,7 @@ fn nat_hashes(payloads: &[Payload], ty: NotifyType) -> Vec<&[u8]> {
 impl Engine {
     /// An unprotected IKE_SA_INIT answer with just one notification.
     fn init_notify(&mut self, d: &Datagram<'_>, spi_i: u64, n: Notify) {
+        let ty = n.ty;
         let hdr = HeaderRepr {
             spi_i,
             spi_r: 0,
@@ -79,8 +80,12 @@ impl Engine {
                 data: out,
             });
         }
-        self.stats
-            .answered(ExchangeType::IKE_SA_INIT, Outcome::Error);
+        // A COOKIE (status) is no failed exchange: `cookies_sent` counts it.
+        if ty.is_error() {
+            self.stats.error_sent(ty);
+            self.stats
+                .answered(ExchangeType::IKE_SA_INIT, Outcome::Error);
+        }
     }
 
     /// Peer policies a request from `src` may use (selected by address;

@@ -116,10 +116,12 @@ impl Engine {
         self.send(sa, &d);
         sa.last_response = Some((id, d));
         sa.expect_id = id.wrapping_add(1);
-        let outcome = if error_notify(payloads).is_some() {
-            Outcome::Error
-        } else {
-            Outcome::Ok
+        let outcome = match error_notify(payloads) {
+            Some(ty) => {
+                self.stats.error_sent(ty);
+                Outcome::Error
+            }
+            None => Outcome::Ok,
         };
         self.stats.answered(exchange, outcome);
     }
