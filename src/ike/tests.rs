@@ -191,6 +191,17 @@ impl Bed {
         self.i.initiate(0, 0, Some(CLIENT)).unwrap();
         self.pump(0);
     }
+
+    /// A client and a gateway with the same settings, connected directly.
+    fn connected(cfg: EngineConfig) -> Bed {
+        let mut b = Bed::new(
+            engine(cfg.clone(), policy(true, "secret")),
+            engine(cfg, policy(false, "secret")),
+            false,
+        );
+        b.connect();
+        b
+    }
 }
 
 fn installs(events: &[Event]) -> Vec<&super::engine::ChildInstall> {
@@ -251,6 +262,49 @@ fn psk_setup_derives_the_responders_spi_and_mirrors_keys() {
     // Four datagrams: IKE_SA_INIT and IKE_AUTH, request and response each.
     assert_eq!(b.wire.len(), 4);
     assert_eq!(b.r.half_open(), 0);
+}
+
+/// (IKE, ESP) key log lines among `events`.
+fn key_logs(events: &[Event]) -> (Vec<&str>, Vec<&str>) {
+    let of = |want: super::engine::KeyLogTable| {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::KeyLog { table, line } if *table == want => Some(line.as_str()),
+                _ => None,
+            })
+            .collect()
+    };
+    (
+        of(super::engine::KeyLogTable::Ike),
+        of(super::engine::KeyLogTable::Esp),
+    )
+}
+
+#[test]
+fn key_log_lines_only_when_asked_and_alike_on_both_ends() {
+    let with = |key_log: bool| {
+        let b = Bed::connected(EngineConfig {
+            key_log,
+            ..EngineConfig::default()
+        });
+        assert_eq!((established(&b.i), established(&b.r)), (1, 1));
+        b
+    };
+    let b = with(EngineConfig::default().key_log);
+    let none: (Vec<&str>, Vec<&str>) = (vec![], vec![]);
+    assert_eq!(key_logs(&b.i_events), none, "off by default");
+    assert_eq!(key_logs(&b.r_events), none, "off by default");
+    let b = with(true);
+    let ((ike_i, esp_i), (ike_r, esp_r)) = (key_logs(&b.i_events), key_logs(&b.r_events));
+    assert_eq!(ike_i.len(), 1);
+    assert_eq!(ike_i, ike_r, "one IKE SA, the same line on both ends");
+    // Both directions of the CHILD_SA; no NAT, so the addresses agree too.
+    assert_eq!(esp_i.len(), 2);
+    let (mut a, mut r) = (esp_i.clone(), esp_r.clone());
+    a.sort_unstable();
+    r.sort_unstable();
+    assert_eq!(a, r);
 }
 
 #[test]
@@ -472,16 +526,10 @@ fn dead_peer_is_detected_and_the_initiator_comes_back() {
 
 #[test]
 fn large_ike_auth_is_fragmented_and_reassembled() {
-    let cfg = EngineConfig {
+    let b = Bed::connected(EngineConfig {
         fragment_len: 200,
         ..EngineConfig::default()
-    };
-    let mut b = Bed::new(
-        engine(cfg.clone(), policy(true, "secret")),
-        engine(cfg, policy(false, "secret")),
-        false,
-    );
-    b.connect();
+    });
     assert_eq!((established(&b.i), established(&b.r)), (1, 1));
     assert!(b.wire.len() > 4, "IKE_AUTH went in several fragments");
     // IKE_SA_INIT cannot be fragmented; everything after it fits.

@@ -330,6 +330,19 @@ impl Bed {
         terminate(&mut c)
     }
 
+    /// Kills endpoint `name` with SIGKILL (a crash: no DELETE, nothing
+    /// flushed) and waits until it is gone.
+    pub fn kill_endpoint(&mut self, name: &str) {
+        let i = self
+            .endpoints
+            .iter()
+            .position(|e| e.0 == name)
+            .expect("endpoint started");
+        let (_, _, _, mut c) = self.endpoints.remove(i);
+        c.kill().expect("SIGKILL to our own child");
+        c.wait().expect("killed endpoint reaped");
+    }
+
     /// Log of a daemon started by this bed.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
