@@ -212,7 +212,7 @@ fn run_endpoint(a: EndpointArgs, role: Role) -> Result<(), String> {
     if a.check {
         let prepared = spimux::endpoint::prepare(&cfg, role).map_err(|e| format!("{name}: {e}"))?;
         println!("{name}: ok");
-        for t in &prepared.shared.tunnels {
+        for t in &prepared.shared.core.tunnels {
             if t.ike {
                 println!("peer {}: keyed by IKEv2, inner {:?}", t.name, t.allowed.0);
                 continue;

@@ -6,6 +6,7 @@
 
 use crate::esp::{Hmac, Transform};
 use crate::spi::{Layout, SpiAllocator};
+use crate::wire::mobility::Encap;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -165,24 +166,30 @@ impl MobilityConfig {
     }
 }
 
-/// How ESP travels to a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Encap {
-    /// Plain ESP, IP protocol 50.
-    #[default]
-    None,
-    /// ESP in UDP (RFC 3948).
-    Udp,
-}
+/// `encap` of a manually keyed peer: "none" (plain ESP, IP protocol 50) or
+/// "udp" (ESP in UDP, RFC 3948); RFC 8229 TCP is not offered.
+mod manual_encap {
+    use crate::wire::mobility::Encap;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
-impl Encap {
-    /// Prometheus label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Encap::None => "esp",
+    pub fn serialize<S: Serializer>(e: &Encap, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match e {
+            Encap::Plain => "none",
             Encap::Udp => "udp",
+            Encap::Tcp => "tcp",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Encap, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "none" => Ok(Encap::Plain),
+            "udp" => Ok(Encap::Udp),
+            other => Err(D::Error::unknown_variant(other, &["none", "udp"])),
         }
+    }
+
+    pub fn plain() -> Encap {
+        Encap::Plain
     }
 }
 
@@ -240,7 +247,7 @@ pub struct ManualConfig {
     pub esn: bool,
     /// Encapsulation towards a configured `remote`; a learned peer is
     /// answered the way it spoke. (IKE decides it by NAT detection.)
-    #[serde(default)]
+    #[serde(default = "manual_encap::plain", with = "manual_encap")]
     pub encap: Encap,
 }
 
@@ -605,7 +612,7 @@ mod tests {
                 key_in: KEY.into(),
                 key_out: KEY.into(),
                 esn: false,
-                encap: Encap::None,
+                encap: Encap::Plain,
             }),
             replay_window: 128,
             keepalive_secs: 20,

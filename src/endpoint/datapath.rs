@@ -1,17 +1,22 @@
-//! The endpoint's packet loops: TUN → seal → network, and network (plain ESP
-//! or UDP/4500) → open → TUN. Each thread counts into its own slot.
+//! The endpoint's threads that move packets: TUN → core (seal) → network,
+//! network (plain ESP or UDP/4500) → core (open) → TUN, NAT keepalives, and
+//! the mobile client's route watch. They only do I/O and carry out what the
+//! core returns; each counts into its own slot.
 
-use super::config::Encap;
-use super::mobility::Arrival;
-use super::state::{Counters, Peer, Shared};
+use super::ike_handoff::IkeInput;
+use super::registration::Action;
+use super::runtime::{Counters, Shared};
+use super::sockets::Outer;
+use super::tunnel::{Arrival, Encap, Peer};
 use crate::daemon::stats::Publisher;
 use crate::esp::encap::{classify, Udp4500, KEEPALIVE};
-use crate::esp::tunnel::{inner_destination, open_inner, seal_inner, TunnelDrop};
-use crate::esp::EspError;
-use crate::io::outer::{RawEsp, SendScratch, UdpEncap};
+use crate::esp::tunnel::TunnelDrop;
+use crate::io::outer::SendScratch;
+use crate::io::route_watch::RouteWatch;
 use crate::io::tun::{RxSegments, Tun, TxPackets};
 use crate::io::udp_gso::GsoTx;
-use crate::wire::{esp, ipv4};
+use crate::mobility::client::Path;
+use crate::wire::ipv4;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -19,125 +24,6 @@ use std::sync::Arc;
 pub const BUF: usize = 65536;
 /// Poll timeout, bounding how long shutdown takes.
 const POLL_MS: i32 = 100;
-
-/// The network-side sockets.
-pub struct Outer {
-    /// Plain ESP.
-    pub raw: RawEsp,
-    /// ESP in UDP.
-    pub udp: UdpEncap,
-    /// Local port of `udp`.
-    pub udp_port: u16,
-}
-
-/// Seals one inner packet for its tunnel into `out`; returns the length and
-/// where to send it.
-pub fn seal_for(
-    shared: &Shared,
-    inner: &[u8],
-    out: &mut [u8],
-    now: u64,
-) -> Result<(usize, Peer), TunnelDrop> {
-    let dst = inner_destination(inner)?;
-    let t = shared
-        .table
-        .by_inner(dst)
-        .and_then(|id| shared.tunnels.get(id))
-        .ok_or(TunnelDrop::NoTunnel)?;
-    let peer = (*t.peer.read()).ok_or(TunnelDrop::PeerUnknown)?;
-    let mut tx = t.tx.lock();
-    let sa = tx.sa.as_mut().ok_or(TunnelDrop::NotKeyed)?;
-    let n = seal_inner(sa, inner, out)?;
-    tx.packets += 1;
-    tx.bytes += inner.len() as u64;
-    if peer.encap == Encap::Udp {
-        tx.keepalive.on_sent(now);
-    }
-    Ok((n, peer))
-}
-
-/// An authenticated inner datagram at `out[..len]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Opened {
-    /// Length of the inner datagram.
-    pub len: usize,
-    /// Tunnel it arrived on.
-    pub tunnel: usize,
-    /// A registration message for this endpoint (not for the TUN device).
-    pub control: bool,
-}
-
-/// Opens one ESP packet (starting at the SPI) that arrived from `from` in
-/// `encap`; the inner datagram lands at `out[..len]`.
-pub fn inbound(
-    shared: &Shared,
-    esp_pkt: &[u8],
-    from: SocketAddrV4,
-    encap: Encap,
-    out: &mut [u8],
-) -> Result<Opened, TunnelDrop> {
-    let spi = match esp::Packet::new_checked(esp_pkt) {
-        Ok(p) => p.spi(),
-        Err(crate::wire::WireError::Truncated) => return Err(TunnelDrop::Esp(EspError::Truncated)),
-        Err(_) => return Err(TunnelDrop::UnknownSpi),
-    };
-    let (tunnel, t) = shared
-        .table
-        .by_spi(spi)
-        .and_then(|id| Some((id, shared.tunnels.get(id)?)))
-        .ok_or(TunnelDrop::UnknownSpi)?;
-    let seen = Peer::new(from, encap);
-    let mut rx = t.rx.lock();
-    let rx = &mut *rx;
-    let sa = rx
-        .sas
-        .iter_mut()
-        .find(|s| s.spi() == spi)
-        .ok_or(TunnelDrop::UnknownSpi)?;
-    let len = match open_inner(sa, esp_pkt, out, &t.allowed) {
-        Ok((len, _seq)) => len,
-        Err(e) => {
-            match e {
-                TunnelDrop::Esp(EspError::AuthFailed) => rx.auth_failures += 1,
-                TunnelDrop::Esp(EspError::Replay | EspError::TooOld) => rx.replay_drops += 1,
-                _ => {}
-            }
-            return Err(e);
-        }
-    };
-    rx.packets += 1;
-    rx.bytes += len as u64;
-    t.seen_inbound(spi);
-    let control = shared
-        .mobility
-        .is_control(out.get(..len).unwrap_or_default());
-    if control {
-        // Where the peer is now is the registration's decision, not this packet's.
-        return Ok(Opened {
-            len,
-            tunnel,
-            control,
-        });
-    }
-    // Authenticated: a responder learns where an unconfigured peer is. Once known,
-    // the address only moves by an authenticated registration (mobility), never by data.
-    let known = *t.peer.read();
-    match known {
-        None if !t.static_peer => {
-            *t.peer.write() = Some(seen);
-            tracing::info!(peer = %t.name, addr = %from, encap = encap.label(), "peer address learned");
-        }
-        Some(p) if p != seen => {
-            rx.unexpected_source += 1;
-        }
-        _ => {}
-    }
-    Ok(Opened {
-        len,
-        tunnel,
-        control,
-    })
-}
 
 /// Runs `step` until shutdown. `step` waits up to `POLL_MS` for one packet,
 /// handles it and returns whether there was one; counters are published at
@@ -189,13 +75,13 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                 c.drop(TunnelDrop::SendFailed);
                 continue;
             };
-            match seal_for(&shared, pkt, slot, now) {
+            match shared.core.seal(pkt, slot, now) {
                 Ok((n, peer)) => sealed.push((sealed.len(), n, peer)),
                 Err(d) => c.drop(d),
             }
         }
         drop(slots);
-        for encap in [Encap::None, Encap::Udp] {
+        for encap in [Encap::Plain, Encap::Udp] {
             let want = sealed.iter().filter(|(_, _, p)| p.encap == encap).count();
             if want == 0 {
                 continue;
@@ -208,8 +94,8 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                     arena.get(start..start + n).map(|b| (b, p.addr))
                 });
             let r = match encap {
-                Encap::None => outer.raw.send_batch(&mut scratch, msgs),
-                Encap::Udp => outer.udp.send_gso(&mut gso, msgs),
+                Encap::Plain => outer.raw.send_batch(&mut scratch, msgs),
+                Encap::Udp | Encap::Tcp => outer.udp.send_gso(&mut gso, msgs),
             };
             c.gso_trains_tx = gso.trains_sent;
             let sent = r.unwrap_or(0);
@@ -223,7 +109,7 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
 }
 
 /// Opens one received ESP packet: data is queued for the TUN device,
-/// registration messages go to the mobility agent.
+/// registration messages go to the core and what they ask for is done.
 fn open_into(
     shared: &Shared,
     outer: &Outer,
@@ -233,22 +119,58 @@ fn open_into(
     arrival: Arrival,
     c: &mut Counters,
 ) {
-    match inbound(shared, esp, arrival.from, arrival.encap, scratch) {
+    match shared.core.open(esp, arrival, scratch) {
         Ok(o) => {
             let inner = scratch.get(..o.len).unwrap_or_default();
             if o.control {
-                let now = shared.now();
-                if let Err(d) = shared
-                    .mobility
-                    .on_control(shared, outer, o.tunnel, inner, arrival, now)
-                {
+                let mut actions = Vec::new();
+                let r =
+                    shared
+                        .core
+                        .on_control(o.tunnel, inner, arrival, shared.now(), &mut actions);
+                if let Err(d) = r {
                     c.drop(d);
                 }
+                execute(shared, outer, actions);
             } else if !tx.push(inner) {
                 c.drop(TunnelDrop::SendFailed);
             }
         }
         Err(d) => c.drop(d),
+    }
+}
+
+/// Carries out registration actions: sends sealed messages, hands IKE SA
+/// moves to the IKE thread.
+fn execute(shared: &Shared, outer: &Outer, actions: Vec<Action>) {
+    for a in actions {
+        match a {
+            Action::Send {
+                packet,
+                to,
+                request,
+            } => {
+                let r = match to.encap {
+                    Encap::Plain => outer.raw.send_to(&packet, *to.addr.ip()),
+                    Encap::Udp => outer.udp.send_to(&packet, to.addr),
+                    Encap::Tcp => Err(std::io::ErrorKind::Unsupported.into()),
+                };
+                shared.core.mobility.sent(request, r.is_ok());
+            }
+            Action::MoveIke {
+                tunnel,
+                remote,
+                udp,
+            } => {
+                if let Some(k) = shared.keying.as_ref() {
+                    k.offer(IkeInput::MovePeer {
+                        tunnel,
+                        remote,
+                        udp,
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -283,7 +205,7 @@ pub fn esp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                         from: SocketAddrV4::new(ip.src(), 0),
                         to: ip.dst(),
                         to_port: 0,
-                        encap: Encap::None,
+                        encap: Encap::Plain,
                     };
                     open_into(
                         &shared,
@@ -331,7 +253,7 @@ pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
                 match classify(datagram) {
                     Udp4500::Keepalive => c.keepalives_received += 1,
                     Udp4500::Ike(m) => match shared.keying.as_ref() {
-                        Some(k) => k.offer(super::keying::IkeInput::Datagram {
+                        Some(k) => k.offer(IkeInput::Datagram {
                             local: SocketAddrV4::new(arrival.to, outer.udp_port),
                             remote: d.from,
                             data: m.to_vec(),
@@ -350,29 +272,62 @@ pub fn udp_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
     });
 }
 
-/// Sends NAT keepalives (RFC 3948 §2.3) for UDP-encapsulated tunnels with a
-/// configured peer (the side behind the NAT is the one that keeps it open).
+/// Sends the NAT keepalives the core says are due (RFC 3948 §2.3).
 pub fn keepalive_loop(shared: Arc<Shared>, outer: Arc<Outer>) {
+    let mut due = Vec::new();
     run(&shared, "keepalive", |c, now| {
-        for t in shared
-            .tunnels
-            .iter()
-            .filter(|t| t.static_peer || t.keepalive.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            let Some(peer) = *t.peer.read() else { continue };
-            if peer.encap != Encap::Udp {
-                continue;
-            }
-            let mut tx = t.tx.lock();
-            if tx.keepalive.due(now) {
-                match outer.udp.send_to(&KEEPALIVE, peer.addr) {
-                    Ok(_) => c.keepalives_sent += 1,
-                    Err(_) => c.drop(TunnelDrop::SendFailed),
-                }
-                tx.keepalive.on_sent(now);
+        due.clear();
+        shared.core.keepalives_due(now, &mut due);
+        for addr in &due {
+            match outer.udp.send_to(&KEEPALIVE, *addr) {
+                Ok(_) => c.keepalives_sent += 1,
+                Err(_) => c.drop(TunnelDrop::SendFailed),
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
         Ok(false)
     });
+}
+
+/// Longest sleep of the mobile client's thread: deadlines set by replies
+/// (handled on the socket threads) are noticed within this.
+const MAX_SLEEP_MS: u64 = 20;
+
+/// Mobile client: follows the route to the gateway (rtnetlink), hands each
+/// change and the registration timers to the core, sends what it returns.
+pub fn route_loop(shared: &Shared, outer: &Outer, gateway: SocketAddrV4, mut watch: RouteWatch) {
+    let query = |w: &mut RouteWatch| match w.route_to(*gateway.ip()) {
+        Ok(r) => r.map(|r| Path {
+            src: r.src,
+            oif: r.oif,
+            via: r.via,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "route query failed");
+            None
+        }
+    };
+    let mut actions = Vec::new();
+    let p = query(&mut watch);
+    shared.core.on_route(p, shared.now(), &mut actions);
+    execute(shared, outer, std::mem::take(&mut actions));
+    let mut wait = 0;
+    while !shared.stopping() {
+        match watch.wait(wait.clamp(1, MAX_SLEEP_MS) as i32) {
+            Ok(true) => {
+                let p = query(&mut watch);
+                shared.core.on_route(p, shared.now(), &mut actions);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "rtnetlink read failed");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        wait = shared
+            .core
+            .poll_registration(shared.now(), &mut actions)
+            .unwrap_or(MAX_SLEEP_MS);
+        execute(shared, outer, std::mem::take(&mut actions));
+    }
 }

@@ -1,11 +1,12 @@
 //! The endpoint's Prometheus exposition.
 
-use super::state::Shared;
+use super::runtime::Shared;
 use crate::daemon::metrics::{build_info, one, Families, Sample};
 use crate::esp::tunnel::TunnelDrop;
 
 fn per_tunnel<'a>(shared: &'a Shared, v: impl Fn(usize) -> u64) -> Vec<Sample<'a>> {
     shared
+        .core
         .tunnels
         .iter()
         .enumerate()
@@ -19,6 +20,7 @@ pub fn render(shared: &Shared) -> String {
     let mut f = Families::default();
     // One lock per tunnel and direction: copy what is needed, then format.
     let tx: Vec<(u64, u64, u64)> = shared
+        .core
         .tunnels
         .iter()
         .map(|t| {
@@ -27,6 +29,7 @@ pub fn render(shared: &Shared) -> String {
         })
         .collect();
     let rx: Vec<[u64; 6]> = shared
+        .core
         .tunnels
         .iter()
         .map(|t| {
@@ -87,14 +90,15 @@ pub fn render(shared: &Shared) -> String {
         "Highest sequence number received, per peer.",
         per_tunnel(shared, |i| at(&rx[i], 5)),
     );
-    let peers: Vec<Option<super::state::Peer>> =
-        shared.tunnels.iter().map(|t| *t.peer.read()).collect();
+    let peers: Vec<Option<super::tunnel::Peer>> =
+        shared.core.tunnels.iter().map(|t| *t.peer.read()).collect();
     f.gauge(
         "spimux_sa_peer_known",
         "1 when the peer's outer address is known (configured or learned).",
         per_tunnel(shared, |i| u64::from(peers[i].is_some())),
     );
     let info: Vec<[String; 5]> = shared
+        .core
         .tunnels
         .iter()
         .zip(&peers)
@@ -116,6 +120,7 @@ pub fn render(shared: &Shared) -> String {
         "spimux_sa_info",
         "SA facts per peer: SPIs, encapsulation in use, outer address, derived SPI.",
         shared
+            .core
             .tunnels
             .iter()
             .zip(&info)
@@ -180,7 +185,7 @@ pub fn render(shared: &Shared) -> String {
             (vec![("direction", "rx")], c.gro_trains_rx as f64),
         ],
     );
-    let s = shared.spi_stats;
+    let s = shared.core.spi_stats;
     f.counter(
         "spimux_spi_derivations_total",
         "Inbound SPIs settled at start: derived from the peer's SPI, configured, or refused.",
@@ -197,7 +202,7 @@ pub fn render(shared: &Shared) -> String {
     );
     mobility(shared, &peers, &mut f);
     ike(shared, &mut f);
-    build_info(&mut f, ("role", shared.role));
+    build_info(&mut f, ("role", shared.core.role));
     f.encode()
 }
 
@@ -363,14 +368,14 @@ fn ike(shared: &Shared, f: &mut Families) {
     );
 }
 
-fn mobility(shared: &Shared, peers: &[Option<super::state::Peer>], f: &mut Families) {
-    use super::config::Encap;
+fn mobility(shared: &Shared, peers: &[Option<super::tunnel::Peer>], f: &mut Families) {
+    use super::tunnel::Encap;
     use crate::mobility::gateway::Outcome;
     use crate::mobility::NatKind;
-    let m = shared.mobility.stats.lock().clone();
+    let m = shared.core.mobility.stats.lock().clone();
     let mut encaps = Vec::new();
-    for (t, p) in shared.tunnels.iter().zip(peers) {
-        for e in [Encap::None, Encap::Udp] {
+    for (t, p) in shared.core.tunnels.iter().zip(peers) {
+        for e in [Encap::Plain, Encap::Udp] {
             let on = p.is_some_and(|p| p.encap == e);
             encaps.push((
                 vec![("peer", t.name.as_str()), ("encap", e.label())],
@@ -388,7 +393,7 @@ fn mobility(shared: &Shared, peers: &[Option<super::state::Peer>], f: &mut Famil
         .zip(m.outcomes.iter())
         .map(|(o, n)| (vec![("result", o.label())], *n as f64))
         .collect();
-    if shared.role == "client" {
+    if shared.core.role == "client" {
         results = vec![
             (vec![("result", "accepted")], m.accepted as f64),
             (vec![("result", "refused")], m.refused as f64),
@@ -453,7 +458,7 @@ fn mobility(shared: &Shared, peers: &[Option<super::state::Peer>], f: &mut Famil
     f.histogram(
         "spimux_mobility_handover_seconds",
         "Client: route change seen to accepted registration reply, per move.",
-        &super::mobility::HANDOVER_BUCKETS,
+        &super::registration::HANDOVER_BUCKETS,
         &m.handover_buckets,
         m.handover_over,
         m.handover_sum,

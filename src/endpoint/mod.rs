@@ -3,13 +3,19 @@
 //! `spimux client` (one tunnel). Inner packets travel through a TUN device;
 //! outer packets are plain ESP or ESP in UDP/4500.
 
+pub mod child_sas;
 pub mod config;
+pub mod core;
 pub mod datapath;
 pub mod ike_config;
+pub mod ike_handoff;
+pub mod ike_setup;
 pub mod keying;
 pub mod metrics;
-pub mod mobility;
-pub mod state;
+pub mod registration;
+pub mod runtime;
+pub mod sockets;
+pub mod tunnel;
 
 use crate::esp::table::SaTable;
 use crate::io::outer::{RawEsp, UdpEncap};
@@ -17,10 +23,11 @@ use crate::io::route_watch::RouteWatch;
 use crate::io::tun::Tun;
 use crate::spi::SpiAllocator;
 use config::{EndpointConfig, EndpointConfigError, Role};
-use datapath::Outer;
-use state::{Counters, Shared, Tunnel};
+use runtime::{Counters, Shared};
+use sockets::Outer;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use tunnel::Tunnel;
 
 /// Why an endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +77,8 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
             ),
         });
     }
-    let (policies, tunnel_of_peer) = ike_config::policies(cfg, role, &peers)?;
-    let engine_cfg = ike_config::engine_config(cfg)?;
+    let (policies, tunnel_of_peer) = ike_setup::policies(cfg, role, &peers)?;
+    let engine_cfg = ike_setup::engine_config(cfg)?;
     let label = match role {
         Role::Responder => "responder",
         Role::Client => "client",
@@ -82,16 +89,16 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);
     let gateway = peers.first().and_then(|p| p.remote);
-    let mob = mobility::Mobility::new(cfg, role, peers.len(), gateway, id_floor);
+    let mob = registration::Mobility::new(cfg, role, peers.len(), gateway, id_floor);
     if let (Some(gw), Some(t)) = (mob.gateway_outer(), tunnels.first()) {
         // A mobile client starts on UDP: it passes any NAT until a registration says otherwise.
-        *t.peer.write() = Some(state::Peer::new(gw, config::Encap::Udp));
+        *t.peer.write() = Some(tunnel::Peer::new(gw, tunnel::Encap::Udp));
     }
     let spi_stats = alloc.stats;
     let ike = if policies.is_empty() {
         None
     } else {
-        let (tx, rx) = crossbeam::channel::bounded(keying::QUEUE);
+        let (tx, rx) = crossbeam::channel::bounded(ike_handoff::QUEUE);
         let engine = crate::ike::Engine::new(
             engine_cfg,
             policies,
@@ -99,14 +106,21 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
             Box::new(ring::rand::SystemRandom::new()),
             0,
         );
-        Some((keying::Keying::new(tx, tunnel_of_peer), engine, rx))
+        Some((ike_handoff::Keying::new(tx, tunnel_of_peer), engine, rx))
     };
     let (keying, ike_parts) = match ike {
         Some((k, e, rx)) => (Some(k), Some((e, rx))),
         None => (None, None),
     };
-    let mut shared = Shared::new(label, tunnels, table, spi_stats, mob, keying);
-    shared.replay_windows = peers.iter().map(|p| p.config.replay_window).collect();
+    let core = core::Core {
+        role: label,
+        tunnels,
+        table,
+        spi_stats,
+        mobility: mob,
+        replay_windows: peers.iter().map(|p| p.config.replay_window).collect(),
+    };
+    let shared = Shared::new(core, keying);
     Ok(Prepared {
         shared,
         ike: ike_parts,
@@ -120,7 +134,7 @@ pub struct Prepared {
     /// The IKE engine and the receiving end of its queue.
     pub ike: Option<(
         crate::ike::Engine,
-        crossbeam::channel::Receiver<keying::IkeInput>,
+        crossbeam::channel::Receiver<ike_handoff::IkeInput>,
     )>,
 }
 
@@ -163,8 +177,8 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         ),
         None => None,
     };
-    let watch = match shared.mobility.gateway_outer() {
-        Some(_) => Some(RouteWatch::open().map_err(io_err("rtnetlink"))?),
+    let watch = match shared.core.mobility.gateway_outer() {
+        Some(gw) => Some((gw, RouteWatch::open().map_err(io_err("rtnetlink"))?)),
         None => None,
     };
     let tun = Arc::new(
@@ -220,11 +234,11 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
             Box::new(move || keying::ike_loop(s, o, sock, engine, rx, key_log)),
         )?);
     }
-    if let Some(w) = watch {
+    if let Some((gw, w)) = watch {
         let (s, o) = (shared.clone(), outer.clone());
         threads.push(spawn(
             "mobility",
-            Box::new(move || mobility::client_loop(&s, &o, w)),
+            Box::new(move || datapath::route_loop(&s, &o, gw, w)),
         )?);
     }
     let mut metrics_addr = None;
@@ -238,7 +252,7 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
             }),
         )?);
     }
-    for t in &shared.tunnels {
+    for t in &shared.core.tunnels {
         tracing::info!(
             peer = %t.name,
             local_spi = format!("{:#010x}", t.local_spi),
@@ -248,9 +262,9 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         );
     }
     tracing::info!(
-        role = shared.role,
+        role = shared.core.role,
         tun = tun.name(),
-        tunnels = shared.tunnels.len(),
+        tunnels = shared.core.tunnels.len(),
         "endpoint started"
     );
     Ok(Running {

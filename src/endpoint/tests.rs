@@ -1,11 +1,11 @@
-//! The endpoint's packet path without I/O: a client and a responder built
-//! from the legacy manual-key fixtures (`tests/data/endpoint/manual-*.toml`)
-//! exchange packets through `seal_for`/`inbound`.
+//! The endpoint core without I/O: a client and a responder built from the
+//! legacy manual-key fixtures (`tests/data/endpoint/manual-*.toml`)
+//! exchange packets through `Core::seal` / `Core::open`.
 
-use super::config::{Encap, EndpointConfig, Role};
-use super::datapath::{inbound, seal_for};
+use super::config::{EndpointConfig, Role};
+use super::core::{Core, Opened};
 use super::prepare;
-use super::state::Shared;
+use super::tunnel::{Arrival, Encap};
 use crate::esp::tunnel::TunnelDrop;
 use crate::esp::EspError;
 use crate::wire::build;
@@ -20,8 +20,25 @@ fn fixture(file: &str) -> EndpointConfig {
     toml::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("parses")
 }
 
-fn load(file: &str, role: Role) -> Shared {
-    prepare(&fixture(file), role).expect("valid").shared
+fn load(file: &str, role: Role) -> Core {
+    prepare(&fixture(file), role).expect("valid").shared.core
+}
+
+/// Opens `esp` at `c` as if it came from `from` in `encap`.
+fn inbound(
+    c: &Core,
+    esp: &[u8],
+    from: SocketAddrV4,
+    encap: Encap,
+    out: &mut [u8],
+) -> Result<Opened, TunnelDrop> {
+    let arrival = Arrival {
+        from,
+        to: Ipv4Addr::new(198, 51, 100, 69),
+        to_port: if encap == Encap::Udp { 4500 } else { 0 },
+        encap,
+    };
+    c.open(esp, arrival, out)
 }
 
 fn ping(src: &str, dst: &str) -> Vec<u8> {
@@ -37,12 +54,14 @@ fn ping(src: &str, dst: &str) -> Vec<u8> {
 const NAT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 10), 0);
 
 /// Client h1 seals towards the gateway; returns the ESP packet.
-fn from_h1(c: &Shared, payload_src: &str) -> Vec<u8> {
+fn from_h1(c: &Core, payload_src: &str) -> Vec<u8> {
     let mut out = vec![0u8; 2048];
-    let (n, peer) = seal_for(c, &ping(payload_src, "10.99.0.1"), &mut out, 0).unwrap();
+    let (n, peer) = c
+        .seal(&ping(payload_src, "10.99.0.1"), &mut out, 0)
+        .unwrap();
     // Plain ESP has no port: the peer is the configured gateway address, port 0.
     assert_eq!(peer.addr, "198.51.100.69:0".parse().unwrap());
-    assert_eq!(peer.encap, Encap::None);
+    assert_eq!(peer.encap, Encap::Plain);
     out.truncate(n);
     out
 }
@@ -54,14 +73,17 @@ fn client_and_responder_talk_and_the_responder_learns_the_peer() {
     let mut out = vec![0u8; 2048];
     // Before h1 spoke, the responder does not know where it is.
     assert_eq!(
-        seal_for(&r, &ping("10.99.0.1", "10.98.0.2"), &mut out, 0).unwrap_err(),
+        r.seal(&ping("10.99.0.1", "10.98.0.2"), &mut out, 0)
+            .unwrap_err(),
         TunnelDrop::PeerUnknown
     );
     let esp = from_h1(&c, "10.98.0.2");
-    let len = inbound(&r, &esp, NAT, Encap::None, &mut out).unwrap().len;
+    let len = inbound(&r, &esp, NAT, Encap::Plain, &mut out).unwrap().len;
     assert_eq!(out[..len], ping("10.98.0.2", "10.99.0.1")[..]);
     // Now the reply goes to the learned address on h1's SPI, and h1 opens it.
-    let (n, peer) = seal_for(&r, &ping("10.99.0.1", "10.98.0.2"), &mut out, 0).unwrap();
+    let (n, peer) = r
+        .seal(&ping("10.99.0.1", "10.98.0.2"), &mut out, 0)
+        .unwrap();
     assert_eq!(peer.addr.ip(), NAT.ip());
     assert_eq!(out[..4], 0xd456_0ca1u32.to_be_bytes());
     let reply = out[..n].to_vec();
@@ -69,7 +91,7 @@ fn client_and_responder_talk_and_the_responder_learns_the_peer() {
         &c,
         &reply,
         "198.51.100.69:0".parse().unwrap(),
-        Encap::None,
+        Encap::Plain,
         &mut out,
     )
     .unwrap()
@@ -77,11 +99,13 @@ fn client_and_responder_talk_and_the_responder_learns_the_peer() {
     assert_eq!(out[..len], ping("10.99.0.1", "10.98.0.2")[..]);
     // h2's traffic goes to h2's SA, which has no address yet.
     assert_eq!(
-        seal_for(&r, &ping("10.99.0.1", "10.98.0.3"), &mut out, 0).unwrap_err(),
+        r.seal(&ping("10.99.0.1", "10.98.0.3"), &mut out, 0)
+            .unwrap_err(),
         TunnelDrop::PeerUnknown
     );
     assert_eq!(
-        seal_for(&r, &ping("10.99.0.1", "10.97.0.1"), &mut out, 0).unwrap_err(),
+        r.seal(&ping("10.99.0.1", "10.97.0.1"), &mut out, 0)
+            .unwrap_err(),
         TunnelDrop::NoTunnel
     );
 }
@@ -96,32 +120,32 @@ fn tampered_replayed_truncated_unknown_and_spoofed_are_dropped_and_counted() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert_eq!(
-        inbound(&r, &bad, NAT, Encap::None, &mut out),
+        inbound(&r, &bad, NAT, Encap::Plain, &mut out),
         Err(TunnelDrop::Esp(EspError::AuthFailed))
     );
-    inbound(&r, &good, NAT, Encap::None, &mut out).unwrap();
+    inbound(&r, &good, NAT, Encap::Plain, &mut out).unwrap();
     assert_eq!(
-        inbound(&r, &good, NAT, Encap::None, &mut out),
+        inbound(&r, &good, NAT, Encap::Plain, &mut out),
         Err(TunnelDrop::Esp(EspError::Replay))
     );
     assert_eq!(
-        inbound(&r, &good[..20], NAT, Encap::None, &mut out),
+        inbound(&r, &good[..20], NAT, Encap::Plain, &mut out),
         Err(TunnelDrop::Esp(EspError::Truncated))
     );
     assert_eq!(
-        inbound(&r, &good[..5], NAT, Encap::None, &mut out),
+        inbound(&r, &good[..5], NAT, Encap::Plain, &mut out),
         Err(TunnelDrop::Esp(EspError::Truncated))
     );
     let mut unknown = good.clone();
     unknown[..4].copy_from_slice(&0x0bad_f00du32.to_be_bytes());
     assert_eq!(
-        inbound(&r, &unknown, NAT, Encap::None, &mut out),
+        inbound(&r, &unknown, NAT, Encap::Plain, &mut out),
         Err(TunnelDrop::UnknownSpi)
     );
     // h1 sending from h2's inner address: authenticated but refused by policy.
     let spoof = from_h1(&c, "10.98.0.3");
     assert_eq!(
-        inbound(&r, &spoof, NAT, Encap::None, &mut out),
+        inbound(&r, &spoof, NAT, Encap::Plain, &mut out),
         Err(TunnelDrop::Policy)
     );
     let rx = r.tunnels[0].rx.lock();
@@ -133,7 +157,7 @@ fn authenticated_packets_from_elsewhere_do_not_move_a_learned_peer() {
     let c = load("client-h1.toml", Role::Client);
     let r = load("responder.toml", Role::Responder);
     let mut out = vec![0u8; 2048];
-    inbound(&r, &from_h1(&c, "10.98.0.2"), NAT, Encap::None, &mut out).unwrap();
+    inbound(&r, &from_h1(&c, "10.98.0.2"), NAT, Encap::Plain, &mut out).unwrap();
     let other = "198.51.100.7:4500".parse().unwrap();
     inbound(&r, &from_h1(&c, "10.98.0.2"), other, Encap::Udp, &mut out).unwrap();
     let t = &r.tunnels[0];
@@ -143,14 +167,14 @@ fn authenticated_packets_from_elsewhere_do_not_move_a_learned_peer() {
 
 /// Loads a fixture with the first peer switched to AES-256-CBC with
 /// HMAC-SHA-512-256 (`key_in`/`key_out` swapped on the other side).
-fn load_sha512(file: &str, role: Role, swap: bool) -> Shared {
+fn load_sha512(file: &str, role: Role, swap: bool) -> Core {
     use super::config::EspTransform;
     let mut cfg = fixture(file);
     let (a, b) = ("11".repeat(32 + 64), "22".repeat(32 + 64));
     let m = cfg.peers[0].manual.as_mut().expect("manual peer");
     m.transform = EspTransform::AesCbcHmacSha512;
     (m.key_in, m.key_out) = if swap { (b, a) } else { (a, b) };
-    prepare(&cfg, role).expect("valid").shared
+    prepare(&cfg, role).expect("valid").shared.core
 }
 
 #[test]
@@ -161,12 +185,14 @@ fn a_cbc_tunnel_carries_packets_both_ways() {
     let esp = from_h1(&c, "10.98.0.2");
     // 8 header + 16 IV + (28 inner IPv4/UDP + 5 + 2, padded to 48) + 32 ICV.
     assert_eq!(esp.len(), 8 + 16 + 48 + 32);
-    let len = inbound(&r, &esp, NAT, Encap::None, &mut out).unwrap().len;
+    let len = inbound(&r, &esp, NAT, Encap::Plain, &mut out).unwrap().len;
     assert_eq!(out[..len], ping("10.98.0.2", "10.99.0.1")[..]);
-    let (n, _) = seal_for(&r, &ping("10.99.0.1", "10.98.0.2"), &mut out, 0).unwrap();
+    let (n, _) = r
+        .seal(&ping("10.99.0.1", "10.98.0.2"), &mut out, 0)
+        .unwrap();
     let reply = out[..n].to_vec();
     let from = "198.51.100.69:0".parse().unwrap();
-    let len = inbound(&c, &reply, from, Encap::None, &mut out)
+    let len = inbound(&c, &reply, from, Encap::Plain, &mut out)
         .unwrap()
         .len;
     assert_eq!(out[..len], ping("10.99.0.1", "10.98.0.2")[..]);
@@ -176,6 +202,87 @@ fn a_cbc_tunnel_carries_packets_both_ways() {
     let old = load("client-h1.toml", Role::Client);
     let esp = from_h1(&old, "10.98.0.2");
     assert_eq!(esp.len(), 8 + 16 + 48 + 16);
-    assert!(inbound(&r, &esp, NAT, Encap::None, &mut out).is_err());
+    assert!(inbound(&r, &esp, NAT, Encap::Plain, &mut out).is_err());
     assert_eq!(r.tunnels[0].rx.lock().packets, 1);
+}
+
+/// A registration round trip through two cores in memory: what they ask
+/// for comes back as `Action`s, which this test carries out itself.
+#[test]
+fn a_registration_round_trip_runs_through_the_cores_without_io() {
+    use super::registration::Action;
+    use crate::mobility::client::Path;
+    let mut cfg = fixture("client-h1.toml");
+    cfg.mobility.enabled = Some(true);
+    cfg.mobility.gateway = Some(Ipv4Addr::new(10, 99, 0, 1));
+    let c = prepare(&cfg, Role::Client).expect("valid").shared.core;
+    let r = load("responder.toml", Role::Responder);
+    let path = Path {
+        src: Ipv4Addr::new(10, 6, 1, 2),
+        oif: 2,
+        via: None,
+    };
+    let mut actions = Vec::new();
+    c.on_route(Some(path), 0, &mut actions);
+    // A request over UDP and, offered by default, a plain-ESP copy.
+    let sends: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                packet,
+                to,
+                request: true,
+            } => Some((packet.clone(), *to)),
+            _ => None,
+        })
+        .collect();
+    assert!(!sends.is_empty(), "{actions:?}");
+    let (req, to) = sends
+        .iter()
+        .find(|(_, to)| to.encap == Encap::Udp)
+        .cloned()
+        .expect("a request over UDP");
+    assert_eq!(*to.addr.ip(), Ipv4Addr::new(198, 51, 100, 69));
+    // The gateway gets it from behind a NAT, flags it as a registration,
+    // moves the peer there and answers the way it came.
+    let natted = SocketAddrV4::new(*NAT.ip(), 40_000);
+    let mut out = vec![0u8; 2048];
+    let o = inbound(&r, &req, natted, Encap::Udp, &mut out).unwrap();
+    assert!(o.control);
+    let arrival = Arrival {
+        from: natted,
+        to: Ipv4Addr::new(198, 51, 100, 69),
+        to_port: 4500,
+        encap: Encap::Udp,
+    };
+    let inner = out[..o.len].to_vec();
+    let mut replies = Vec::new();
+    r.on_control(o.tunnel, &inner, arrival, 5, &mut replies)
+        .unwrap();
+    let [Action::Send {
+        packet: reply,
+        to: back,
+        request: false,
+    }] = replies.as_slice()
+    else {
+        panic!("one reply, no IKE move for a manually keyed tunnel: {replies:?}");
+    };
+    assert_eq!((back.addr, back.encap), (natted, Encap::Udp));
+    assert_eq!(r.tunnels[0].peer.read().unwrap().addr, natted);
+    // The client takes the reply: registered, behind a NAT, stays on UDP.
+    let from = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 69), 4500);
+    let o = inbound(&c, reply, from, Encap::Udp, &mut out).unwrap();
+    assert!(o.control);
+    let inner = out[..o.len].to_vec();
+    let arrival = Arrival {
+        from,
+        to: Ipv4Addr::new(10, 6, 1, 2),
+        to_port: 4500,
+        encap: Encap::Udp,
+    };
+    let mut more = Vec::new();
+    c.on_control(o.tunnel, &inner, arrival, 10, &mut more)
+        .unwrap();
+    assert_eq!(c.mobility.stats.lock().accepted, 1);
+    assert_eq!(c.tunnels[0].peer.read().unwrap().encap, Encap::Udp);
 }

@@ -1,18 +1,15 @@
-//! Shared endpoint state: the tunnels (each a pair of SAs with its peer's
-//! outer address) and the per-thread counters.
+//! One tunnel of an endpoint: a pair of SAs (two while a rekey overlaps)
+//! with its peer's outer address, and the per-packet work on it — sealing
+//! an inner packet, opening an ESP packet — without I/O.
 
-use super::config::{Encap, KeyMaterial, ManualKeys, ResolvedPeer};
-use super::mobility::Mobility;
-use crate::daemon::stats::{Merge, StatsRegistry};
+use super::config::{KeyMaterial, ManualKeys, ResolvedPeer};
 use crate::esp::encap::KeepaliveTimer;
-use crate::esp::table::SaTable;
-use crate::esp::tunnel::{Selectors, TunnelDrop, DROP_KINDS};
+use crate::esp::tunnel::{open_inner, seal_inner, Selectors, TunnelDrop};
 use crate::esp::{EspError, Sa, SaParams};
-use crate::spi::DeriveStats;
+pub use crate::wire::mobility::Encap;
 use parking_lot::{Mutex, RwLock};
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Instant;
 
 /// Where and how to reach a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +25,8 @@ impl Peer {
     /// peers compare equal exactly when their addresses do.
     pub fn new(addr: SocketAddrV4, encap: Encap) -> Peer {
         let addr = match encap {
-            Encap::None => SocketAddrV4::new(*addr.ip(), 0),
-            Encap::Udp => addr,
+            Encap::Plain => SocketAddrV4::new(*addr.ip(), 0),
+            Encap::Udp | Encap::Tcp => addr,
         };
         Peer { addr, encap }
     }
@@ -188,125 +185,84 @@ impl Tunnel {
     }
 }
 
-/// What one thread counts.
-#[derive(Debug, Clone)]
-pub struct Counters {
-    /// Drops by `TunnelDrop::index`.
-    pub drops: [u64; DROP_KINDS],
-    /// Packets read from the TUN device.
-    pub tun_rx: u64,
-    /// Packets written to the TUN device.
-    pub tun_tx: u64,
-    /// Outer packets received (ESP or UDP/4500).
-    pub outer_rx: u64,
-    /// Outer packets sent.
-    pub outer_tx: u64,
-    /// NAT keepalives sent.
-    pub keepalives_sent: u64,
-    /// NAT keepalives received.
-    pub keepalives_received: u64,
-    /// UDP GSO messages sent (each a train of several datagrams).
-    pub gso_trains_tx: u64,
-    /// Coalesced trains received (UDP_GRO).
-    pub gro_trains_rx: u64,
+/// How an outer packet arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// Source address and port (port 0 for plain ESP).
+    pub from: SocketAddrV4,
+    /// Local address it was sent to.
+    pub to: Ipv4Addr,
+    /// Local port (0 for plain ESP).
+    pub to_port: u16,
+    /// Encapsulation.
+    pub encap: Encap,
 }
 
-impl Default for Counters {
-    fn default() -> Self {
-        Counters {
-            drops: [0; DROP_KINDS],
-            tun_rx: 0,
-            tun_tx: 0,
-            outer_rx: 0,
-            outer_tx: 0,
-            keepalives_sent: 0,
-            keepalives_received: 0,
-            gso_trains_tx: 0,
-            gro_trains_rx: 0,
+impl Tunnel {
+    /// Seals `inner` into `out` on the current outbound SA for a peer
+    /// reached with `encap`; returns the length. Counts the packet, and a
+    /// UDP datagram resets the NAT keepalive timer.
+    pub fn seal(
+        &self,
+        inner: &[u8],
+        out: &mut [u8],
+        encap: Encap,
+        now: u64,
+    ) -> Result<usize, TunnelDrop> {
+        let mut tx = self.tx.lock();
+        let sa = tx.sa.as_mut().ok_or(TunnelDrop::NotKeyed)?;
+        let n = seal_inner(sa, inner, out)?;
+        tx.packets += 1;
+        tx.bytes += inner.len() as u64;
+        if encap == Encap::Udp {
+            tx.keepalive.on_sent(now);
         }
+        Ok(n)
     }
-}
 
-impl Counters {
-    /// Counts a drop.
-    pub fn drop(&mut self, d: TunnelDrop) {
-        if let Some(c) = self.drops.get_mut(d.index()) {
-            *c += 1;
+    /// Opens `esp_pkt` (starting at its SPI `spi`) on our inbound SA `spi`;
+    /// the inner datagram lands at `out[..len]`. Counts the result; an
+    /// authenticated packet may promote a pending outbound SA.
+    pub fn open(&self, spi: u32, esp_pkt: &[u8], out: &mut [u8]) -> Result<usize, TunnelDrop> {
+        let mut guard = self.rx.lock();
+        let rx = &mut *guard;
+        let sa = rx
+            .sas
+            .iter_mut()
+            .find(|s| s.spi() == spi)
+            .ok_or(TunnelDrop::UnknownSpi)?;
+        let len = match open_inner(sa, esp_pkt, out, &self.allowed) {
+            Ok((len, _seq)) => len,
+            Err(e) => {
+                match e {
+                    TunnelDrop::Esp(EspError::AuthFailed) => rx.auth_failures += 1,
+                    TunnelDrop::Esp(EspError::Replay | EspError::TooOld) => rx.replay_drops += 1,
+                    _ => {}
+                }
+                return Err(e);
+            }
+        };
+        rx.packets += 1;
+        rx.bytes += len as u64;
+        drop(guard);
+        self.seen_inbound(spi);
+        Ok(len)
+    }
+
+    /// After an authenticated data packet from `seen`: a responder learns
+    /// where an unconfigured peer is. Once known, the address only moves by
+    /// an authenticated registration (mobility) or IKE, never by data.
+    pub fn learn_peer(&self, seen: Peer) {
+        let known = *self.peer.read();
+        match known {
+            None if !self.static_peer => {
+                *self.peer.write() = Some(seen);
+                tracing::info!(peer = %self.name, addr = %seen.addr, encap = seen.encap.label(), "peer address learned");
+            }
+            Some(p) if p != seen => {
+                self.rx.lock().unexpected_source += 1;
+            }
+            _ => {}
         }
-    }
-}
-
-impl Merge for Counters {
-    fn merge(&mut self, o: &Self) {
-        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
-            *a += b;
-        }
-        self.tun_rx += o.tun_rx;
-        self.tun_tx += o.tun_tx;
-        self.outer_rx += o.outer_rx;
-        self.outer_tx += o.outer_tx;
-        self.keepalives_sent += o.keepalives_sent;
-        self.keepalives_received += o.keepalives_received;
-        self.gso_trains_tx += o.gso_trains_tx;
-        self.gro_trains_rx += o.gro_trains_rx;
-    }
-}
-
-/// Everything the endpoint's threads share.
-pub struct Shared {
-    /// "responder" or "client".
-    pub role: &'static str,
-    /// Tunnels, indexed by the SA table.
-    pub tunnels: Vec<Tunnel>,
-    /// SPI and inner-address index.
-    pub table: SaTable,
-    /// Per-thread counters.
-    pub stats: StatsRegistry<Counters>,
-    /// What SPI derivation did at start.
-    pub spi_stats: DeriveStats,
-    /// Registrations (mobility).
-    pub mobility: Mobility,
-    /// IKE hand-off, when any peer is keyed by IKE.
-    pub keying: Option<super::keying::Keying>,
-    /// Anti-replay window per tunnel (for SAs installed later by IKE).
-    pub replay_windows: Vec<u32>,
-    /// Set to stop every thread.
-    pub shutdown: AtomicBool,
-    start: Instant,
-}
-
-impl Shared {
-    /// Builds the shared state.
-    pub fn new(
-        role: &'static str,
-        tunnels: Vec<Tunnel>,
-        table: SaTable,
-        spi_stats: DeriveStats,
-        mobility: Mobility,
-        keying: Option<super::keying::Keying>,
-    ) -> Shared {
-        let replay_windows = Vec::new();
-        Shared {
-            role,
-            tunnels,
-            table,
-            stats: StatsRegistry::default(),
-            spi_stats,
-            mobility,
-            keying,
-            replay_windows,
-            shutdown: AtomicBool::new(false),
-            start: Instant::now(),
-        }
-    }
-
-    /// Milliseconds since start.
-    pub fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-
-    /// True once shutdown was requested.
-    pub fn stopping(&self) -> bool {
-        self.shutdown.load(Ordering::Relaxed)
     }
 }

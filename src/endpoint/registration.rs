@@ -1,17 +1,16 @@
-//! Mobility in the endpoint daemons: registration messages are UDP packets
-//! to the own inner address, port 434, inside the tunnel. The responder runs
-//! the gateway check and moves SAs; the client watches its route to the
-//! gateway (rtnetlink) and runs the registration state machine.
+//! Registrations in the endpoint, without I/O: registration messages are
+//! UDP packets to the own inner address, port 434, inside the tunnel. The
+//! responder runs the gateway check and moves the tunnel's peer; the client
+//! runs the registration state machine on route changes (which the daemon
+//! watches) and replies. What has to be sent comes back as `Action`s.
 
-use super::config::{Encap, EndpointConfig, Role};
-use super::datapath::Outer;
-use super::state::{Peer, Shared};
+use super::config::{EndpointConfig, Role};
+use super::tunnel::{Arrival, Encap, Peer, Tunnel};
 use crate::esp::encap::KeepaliveTimer;
-use crate::esp::tunnel::{seal_inner, TunnelDrop};
-use crate::io::route_watch::{RouteInfo, RouteWatch};
+use crate::esp::tunnel::TunnelDrop;
 use crate::mobility::client::{Client, ClientConfig, Event, Path};
 use crate::mobility::gateway::{self, Outcome, Policy, Registration};
-use crate::mobility::{Encap as WireEncap, Message, NatKind, OuterHeader, Rreq};
+use crate::mobility::{Message, NatKind, OuterHeader, Rreq};
 use crate::wire::{build, ipv4, udp};
 use parking_lot::Mutex;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -119,33 +118,28 @@ pub struct Mobility {
     pub stats: Mutex<MobilityStats>,
 }
 
-/// How an outer packet arrived.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrival {
-    /// Source address and port (port 0 for plain ESP).
-    pub from: SocketAddrV4,
-    /// Local address it was sent to.
-    pub to: Ipv4Addr,
-    /// Local port (0 for plain ESP).
-    pub to_port: u16,
-    /// Encapsulation.
-    pub encap: Encap,
-}
-
-/// Endpoint encapsulation as the wire names it.
-pub fn to_wire(e: Encap) -> WireEncap {
-    match e {
-        Encap::None => WireEncap::Plain,
-        Encap::Udp => WireEncap::Udp,
-    }
-}
-
-fn from_wire(e: WireEncap) -> Option<Encap> {
-    match e {
-        WireEncap::Plain => Some(Encap::None),
-        WireEncap::Udp => Some(Encap::Udp),
-        WireEncap::Tcp => None,
-    }
+/// Something the endpoint has to do for a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this sealed registration message to `to`; report the result
+    /// with `Mobility::sent`.
+    Send {
+        /// The ESP packet (from the SPI on).
+        packet: Vec<u8>,
+        /// Where and how.
+        to: Peer,
+        /// Request (client) or reply (gateway).
+        request: bool,
+    },
+    /// The tunnel's peer moved: move its IKE SA too.
+    MoveIke {
+        /// Tunnel index.
+        tunnel: usize,
+        /// New outer address.
+        remote: SocketAddrV4,
+        /// UDP encapsulation.
+        udp: bool,
+    },
 }
 
 impl Mobility {
@@ -214,12 +208,12 @@ impl Mobility {
     /// Handles a registration message that arrived authenticated on `tunnel`.
     pub fn on_control(
         &self,
-        shared: &Shared,
-        outer: &Outer,
+        tunnels: &[Tunnel],
         tunnel: usize,
         inner: &[u8],
         arrival: Arrival,
         now: u64,
+        out: &mut Vec<Action>,
     ) -> Result<(), TunnelDrop> {
         let ip = ipv4::Packet::new_checked(inner).map_err(|_| TunnelDrop::ControlMalformed)?;
         let u = udp::Packet::new_checked(ip.payload()).map_err(|_| TunnelDrop::ControlMalformed)?;
@@ -228,14 +222,14 @@ impl Mobility {
             (Agent::Gateway { policy, regs }, Message::Rreq(req)) => {
                 self.stats.lock().rreq_rx += 1;
                 let reg = regs.get(tunnel).ok_or(TunnelDrop::ControlMalformed)?;
-                self.gateway_request(shared, outer, tunnel, reg, &req, ip.src(), arrival, *policy)
+                let t = tunnels.get(tunnel).ok_or(TunnelDrop::ControlMalformed)?;
+                self.gateway_request(t, tunnel, reg, &req, ip.src(), arrival, *policy, now, out)
             }
             (Agent::Client { core, .. }, Message::Rrep(rrep)) => {
                 self.stats.lock().rrep_rx += 1;
                 let mut events = Vec::new();
-                core.lock()
-                    .on_reply(now, &rrep, to_wire(arrival.encap), &mut events);
-                self.execute(shared, outer, &events, now);
+                core.lock().on_reply(now, &rrep, arrival.encap, &mut events);
+                self.execute(tunnels, &events, now, out);
                 Ok(())
             }
             _ => Err(TunnelDrop::ControlMalformed),
@@ -245,21 +239,18 @@ impl Mobility {
     #[allow(clippy::too_many_arguments)]
     fn gateway_request(
         &self,
-        shared: &Shared,
-        outer: &Outer,
+        t: &Tunnel,
         tunnel: usize,
         reg: &Mutex<Registration>,
         req: &Rreq,
         inner_src: Ipv4Addr,
         arrival: Arrival,
         policy: Policy,
+        now: u64,
+        out: &mut Vec<Action>,
     ) -> Result<(), TunnelDrop> {
-        let t = shared
-            .tunnels
-            .get(tunnel)
-            .ok_or(TunnelDrop::ControlMalformed)?;
         let observed = OuterHeader {
-            encap: to_wire(arrival.encap),
+            encap: arrival.encap,
             src: *arrival.from.ip(),
             dst: arrival.to,
             sport: arrival.from.port(),
@@ -274,8 +265,9 @@ impl Mobility {
             policy,
         );
         // Move first: server→client traffic follows the moment the request is in.
-        if let Some(m) = d.moved.and_then(|m| Some((m, from_wire(m.encap)?))) {
-            let (m, encap) = m;
+        // Only what this endpoint carries (RFC 8229 TCP is not implemented).
+        if let Some(m) = d.moved.filter(|m| m.encap != Encap::Tcp) {
+            let encap = m.encap;
             let new = Peer::new(SocketAddrV4::new(m.addr, m.port), encap);
             let old = t.peer.write().replace(new);
             if old != Some(new) {
@@ -283,8 +275,8 @@ impl Mobility {
                     encap = encap.label(), nat = d.nat.label(), "peer moved by registration");
                 // The IKE SA follows, so liveness checks, rekeys and deletes
                 // reach the new address too.
-                if let (true, Some(k)) = (t.ike, shared.keying.as_ref()) {
-                    k.offer(super::keying::IkeInput::MovePeer {
+                if t.ike {
+                    out.push(Action::MoveIke {
                         tunnel,
                         remote: new.addr,
                         udp: encap == Encap::Udp,
@@ -313,29 +305,19 @@ impl Mobility {
         }
         // The reply goes back the way the request came, so it proves that path.
         let back = Peer::new(arrival.from, arrival.encap);
-        self.send(
-            shared,
-            outer,
-            tunnel,
-            &Message::Rrep(d.reply),
-            inner_src,
-            back,
-        )?;
-        self.stats.lock().rrep_tx += 1;
+        out.push(self.seal(t, &Message::Rrep(d.reply), inner_src, back, now)?);
         Ok(())
     }
 
-    /// Seals a registration message into `tunnel` and sends it to `to`.
-    fn send(
+    /// Seals a registration message into `t` for `to`.
+    fn seal(
         &self,
-        shared: &Shared,
-        outer: &Outer,
-        tunnel: usize,
+        t: &Tunnel,
         msg: &Message,
         dst_inner: Ipv4Addr,
         to: Peer,
-    ) -> Result<(), TunnelDrop> {
-        let t = shared.tunnels.get(tunnel).ok_or(TunnelDrop::NoTunnel)?;
+        now: u64,
+    ) -> Result<Action, TunnelDrop> {
         let mut payload = [0u8; 128];
         let n = msg.emit(&mut payload).ok_or(TunnelDrop::SendFailed)?;
         let inner = build::udp(
@@ -345,44 +327,47 @@ impl Mobility {
             self.port,
             payload.get(..n).unwrap_or_default(),
         );
-        let mut out = [0u8; 512];
-        let len = {
-            let mut tx = t.tx.lock();
-            let sa = tx.sa.as_mut().ok_or(TunnelDrop::NotKeyed)?;
-            let len = seal_inner(sa, &inner, &mut out)?;
-            tx.packets += 1;
-            tx.bytes += inner.len() as u64;
-            len
-        };
-        let sealed = out.get(..len).ok_or(TunnelDrop::SendFailed)?;
-        let r = match to.encap {
-            Encap::None => outer.raw.send_to(sealed, *to.addr.ip()),
-            Encap::Udp => outer.udp.send_to(sealed, to.addr),
-        };
-        r.map(|_| ()).map_err(|_| TunnelDrop::SendFailed)
+        let mut sealed = [0u8; 512];
+        let len = t.seal(&inner, &mut sealed, to.encap, now)?;
+        Ok(Action::Send {
+            packet: sealed.get(..len).ok_or(TunnelDrop::SendFailed)?.to_vec(),
+            to,
+            request: matches!(msg, Message::Rreq(_)),
+        })
     }
 
-    /// Client: the route to the gateway is now `route`.
-    pub fn on_route(&self, shared: &Shared, outer: &Outer, route: Option<RouteInfo>, now: u64) {
+    /// Counts a registration message the daemon sent (or failed to send).
+    pub fn sent(&self, request: bool, ok: bool) {
+        let mut s = self.stats.lock();
+        match (request, ok) {
+            (true, true) => s.rreq_tx += 1,
+            (false, true) => s.rrep_tx += 1,
+            (_, false) => s.send_failures += 1,
+        }
+    }
+
+    /// Client: the route to the gateway is now `path`.
+    pub fn on_route(
+        &self,
+        tunnels: &[Tunnel],
+        path: Option<Path>,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) {
         let Agent::Client { core, .. } = &self.agent else {
             return;
         };
-        let path = route.map(|r| Path {
-            src: r.src,
-            oif: r.oif,
-            via: r.via,
-        });
         let mut events = Vec::new();
         core.lock().on_path(now, path, &mut events);
         if !events.is_empty() {
             self.stats.lock().last_change_unix = unix_now();
             tracing::info!(path = ?path, "route to the gateway changed: registering");
         }
-        self.execute(shared, outer, &events, now);
+        self.execute(tunnels, &events, now, out);
     }
 
     /// Client: retransmissions and probe deadlines; returns ms until the next one.
-    pub fn poll(&self, shared: &Shared, outer: &Outer, now: u64) -> Option<u64> {
+    pub fn poll(&self, tunnels: &[Tunnel], now: u64, out: &mut Vec<Action>) -> Option<u64> {
         let Agent::Client { core, .. } = &self.agent else {
             return None;
         };
@@ -392,7 +377,7 @@ impl Mobility {
             c.poll(now, &mut events);
             c.deadline()
         };
-        self.execute(shared, outer, &events, now);
+        self.execute(tunnels, &events, now, out);
         deadline.map(|d| d.saturating_sub(now))
     }
 
@@ -404,7 +389,7 @@ impl Mobility {
         }
     }
 
-    fn execute(&self, shared: &Shared, outer: &Outer, events: &[Event], now: u64) {
+    fn execute(&self, tunnels: &[Tunnel], events: &[Event], now: u64, out: &mut Vec<Action>) {
         let Agent::Client {
             gateway_inner,
             gateway_outer,
@@ -416,15 +401,16 @@ impl Mobility {
         for e in events {
             match *e {
                 Event::Send(req) => {
-                    let Some(encap) = from_wire(req.sent.encap) else {
-                        continue;
-                    };
-                    let to = Peer::new(*gateway_outer, encap);
-                    match self.send(shared, outer, 0, &Message::Rreq(req), *gateway_inner, to) {
-                        Ok(()) => self.stats.lock().rreq_tx += 1,
+                    let to = Peer::new(*gateway_outer, req.sent.encap);
+                    let sealed = tunnels
+                        .first()
+                        .ok_or(TunnelDrop::NoTunnel)
+                        .and_then(|t| self.seal(t, &Message::Rreq(req), *gateway_inner, to, now));
+                    match sealed {
+                        Ok(a) => out.push(a),
                         Err(d) => {
-                            tracing::debug!(reason = d.label(), "registration request not sent");
-                            self.stats.lock().send_failures += 1;
+                            tracing::debug!(reason = d.label(), "registration request not sealed");
+                            self.sent(true, false);
                         }
                     }
                 }
@@ -432,7 +418,7 @@ impl Mobility {
                     encap,
                     keepalive_secs,
                 } => {
-                    let (Some(t), Some(e)) = (shared.tunnels.first(), from_wire(encap)) else {
+                    let (Some(t), e) = (tunnels.first(), encap) else {
                         continue;
                     };
                     *t.peer.write() = Some(Peer::new(*gateway_outer, e));
@@ -464,43 +450,5 @@ impl Mobility {
                 }
             }
         }
-    }
-}
-
-/// Longest sleep of the client thread: deadlines set by replies (handled on
-/// the socket threads) are noticed within this.
-const MAX_SLEEP_MS: u64 = 20;
-
-/// Client thread: follows the route to the gateway and drives the state machine.
-pub fn client_loop(shared: &Shared, outer: &Outer, mut watch: RouteWatch) {
-    let Some(gw) = shared.mobility.gateway_outer() else {
-        return;
-    };
-    let query = |w: &mut RouteWatch| match w.route_to(*gw.ip()) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "route query failed");
-            None
-        }
-    };
-    let r = query(&mut watch);
-    shared.mobility.on_route(shared, outer, r, shared.now());
-    let mut wait = 0;
-    while !shared.stopping() {
-        match watch.wait(wait.clamp(1, MAX_SLEEP_MS) as i32) {
-            Ok(true) => {
-                let r = query(&mut watch);
-                shared.mobility.on_route(shared, outer, r, shared.now());
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "rtnetlink read failed");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-        wait = shared
-            .mobility
-            .poll(shared, outer, shared.now())
-            .unwrap_or(MAX_SLEEP_MS);
     }
 }
