@@ -475,6 +475,12 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() {
+    // `cargo bench` runs every bench target with `--bench` alone: this one
+    // needs a responder, which bench/ike_setup_rate.sh sets up.
+    if std::env::args().skip(1).all(|a| a == "--bench") {
+        println!("ike_load: the load generator of bench/ike_setup_rate.sh (needs --server)");
+        return;
+    }
     let args = Args::parse();
     let sock = UdpSocket::bind(args.bind).expect("bind");
     sock.set_read_timeout(Some(Duration::from_millis(10)))
