@@ -11,9 +11,29 @@ ROUTER=
 bench_init() {
   bash testbed/install-deps.sh
   cargo build --release --locked --quiet
-  BIN=$PWD/target/release/spimux
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/spimux
   P=$1$(printf '%04x' $((RANDOM % 65536)))
   RUN=$(mktemp -d "/tmp/spimux-$1-XXXX")
+}
+
+# bench_bin NAME: builds the bench target NAME (bench/NAME.rs, release
+# settings) and prints the path of its executable.
+bench_bin() {
+  cargo bench --bench "$1" --no-run --locked --quiet --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1"
+}
+
+# testbed_up [ROUTER_CONFIG]: the testbed under prefix P, torn down on exit
+# (also on failure) with everything the script started (stop_all, the
+# router) and RUN; with ROUTER_CONFIG, spimux's router runs on it.
+testbed_up() {
+  trap 'stop_all; stop_router; bash testbed/topology.sh down "$P"; rm -rf "$RUN"' EXIT INT TERM
+  bash testbed/topology.sh up "$P"
+  if [ -n "${1:-}" ]; then start_router "$1"; fi
 }
 
 # start_router CONFIG: spimux's router on the testbed's router namespace
@@ -54,11 +74,22 @@ ensure_strongswan() {
   fi
 }
 
+# charon_pid NS: the PID of the charon running in namespace NS.
+charon_pid() {
+  local p
+  for p in $(ip netns pids "$1"); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = charon ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
 # start_charon NS ROLE CONF RUNDIR: charon in NS with a private /run, config
-# loaded (and the tunnel up, for the initiator) before it returns.
+# loaded (and the tunnel up, for ROLE initiator; any other ROLE only loads
+# it) before it returns. With CPUS
+# set (a taskset list), charon and its threads run on those CPUs only.
 start_charon() {
   local ns=$1 role=$2 conf=$3 run=$4
-  ip netns exec "$ns" timeout 300 unshare -m "$PWD/bench/strongswan/run-charon.sh" "$role" "$conf" "$run/$role.ready" >"$run/charon-$role.log" 2>&1 &
+  ip netns exec "$ns" ${CPUS:+taskset -c "$CPUS"} timeout 300 unshare -m "$PWD/bench/strongswan/run-charon.sh" "$role" "$conf" "$run/$role.ready" >"$run/charon-$role.log" 2>&1 &
   PIDS+=($!)
   wait_file "$run/$role.ready"
 }

@@ -13,9 +13,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-5}
 source bench/lib.sh
 bench_init rc
-cleanup() { stop_all; stop_router; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
-trap cleanup EXIT INT TERM
-bash testbed/topology.sh up "$P"
+testbed_up
 [ -n "${VERIFY_CSUM:-}" ] && x "${P}wan" ethtool -K "${P}ws" tx off >/dev/null
 
 iperf() {  # $1 = "" (upload) | -R (download); prints "Mbit/s csum-errors"

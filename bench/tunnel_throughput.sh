@@ -15,10 +15,7 @@ source bench/lib.sh
 bench_init st
 ensure_strongswan
 SW=$PWD/bench/strongswan
-cleanup() { stop_all; stop_router; bash testbed/topology.sh down "$P"; rm -rf "$RUN"; }
-trap cleanup EXIT INT TERM
-bash testbed/topology.sh up "$P"
-start_router config/router.toml
+testbed_up config/router.toml
 
 iperf() {  # prints receiver Mbit/s
   ip netns exec "${P}srv" timeout $((SECS + 20)) iperf3 -s -1 -B 10.99.0.1 >/dev/null 2>&1 &

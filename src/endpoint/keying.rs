@@ -154,6 +154,9 @@ pub fn ike_loop(
     };
     let natt_port = outer.udp_port;
     let mut published = 0u64;
+    // What the engine queued before this thread started (a client's first
+    // IKE_SA_INIT) goes out now, not after the first wait below.
+    flush(&mut engine, &ike, &outer, natt_port);
     while !shared.stopping() {
         let now = shared.now();
         let wait = engine

@@ -8,6 +8,7 @@ use super::crypto::{EspKeys, EspSuite};
 use super::policy::PeerPolicy;
 use super::sa::{IkeSa, IkeState, Role, Task};
 use super::stats::{IkeDrop, IkeStats};
+use super::table::SaTable;
 use crate::spi::SpiAllocator;
 use crate::wire::ike::{ExchangeType, Header};
 use ipnet::Ipv4Net;
@@ -276,7 +277,7 @@ pub enum InitiateError {
 pub struct Engine {
     pub(super) cfg: EngineConfig,
     pub(super) policies: Vec<PeerPolicy>,
-    pub(super) sas: HashMap<u64, IkeSa>,
+    pub(super) sas: SaTable,
     /// Responder: (initiator SPI, source) → our SPI, to answer a repeated
     /// IKE_SA_INIT from the same SA instead of creating another.
     pub(super) by_init: HashMap<(u64, SocketAddrV4), u64>,
@@ -313,7 +314,7 @@ impl Engine {
         Engine {
             cfg,
             policies,
-            sas: HashMap::new(),
+            sas: SaTable::default(),
             by_init: HashMap::new(),
             half_open_by_source: HashMap::new(),
             half_open: 0,
@@ -376,7 +377,7 @@ impl Engine {
     pub(super) fn new_ike_spi(&self) -> Option<u64> {
         (0..8)
             .map(|_| self.random_u64())
-            .find(|s| *s != 0 && !self.sas.contains_key(s))
+            .find(|s| *s != 0 && !self.sas.contains_key(*s))
     }
 
     /// Random jitter in `0..=max`.
@@ -414,7 +415,7 @@ impl Engine {
         } else {
             hdr.spi_i()
         };
-        let Some(mut sa) = self.sas.remove(&ours) else {
+        let Some(mut sa) = self.sas.remove(ours) else {
             self.stats.drop(IkeDrop::UnknownSpi);
             return;
         };
@@ -426,7 +427,7 @@ impl Engine {
         };
         if !known_pair || !from_peer_role {
             self.stats.drop(IkeDrop::UnknownSpi);
-            self.sas.insert(ours, sa);
+            self.store(sa);
             return;
         }
         let fate = if flags.response() {
@@ -440,11 +441,15 @@ impl Engine {
     /// Returns an SA to the table, or retires it.
     pub(super) fn put_back(&mut self, sa: IkeSa, fate: Fate) {
         match fate {
-            Fate::Keep => {
-                self.sas.insert(sa.local_spi(), sa);
-            }
+            Fate::Keep => self.store(sa),
             Fate::Down(r) => self.down(sa, r),
         }
+    }
+
+    /// Puts an SA (back) into the table with its earliest timer.
+    pub(super) fn store(&mut self, sa: IkeSa) {
+        let deadline = self.next_timer(&sa);
+        self.sas.insert(sa, deadline);
     }
 
     /// Removes an SA for good: its half-open accounting and lookup entries.
@@ -497,8 +502,9 @@ impl Engine {
             let pending = self.restarts.iter().any(|r| r.0 == p);
             let other = self
                 .sas
-                .values()
-                .any(|s| s.peer == Some(p) && s.role == Role::Initiator);
+                .of_peer(p)
+                .filter_map(|k| self.sas.get(k))
+                .any(|s| s.role == Role::Initiator);
             if restart && !pending && !other {
                 let at = self
                     .clock
@@ -509,17 +515,18 @@ impl Engine {
         }
     }
 
-    /// The next time `handle_timeout` has work.
+    /// The next time `handle_timeout` has work (no scan: the table keeps
+    /// its SAs ordered by their earliest timer).
     pub fn poll_timeout(&self) -> Option<u64> {
         self.sas
-            .values()
-            .filter_map(|sa| self.next_timer(sa))
+            .next_deadline()
+            .into_iter()
             .chain(self.restarts.iter().map(|r| r.1))
             .min()
     }
 
-    /// The earliest timer of one SA (no allocation: this runs per event).
-    fn next_timer(&self, sa: &IkeSa) -> Option<u64> {
+    /// The earliest timer of one SA, computed whenever it is put back.
+    pub(super) fn next_timer(&self, sa: &IkeSa) -> Option<u64> {
         let child = sa
             .children
             .iter()
@@ -558,15 +565,9 @@ impl Engine {
             let local = self.restart_local.get(&peer).copied().flatten();
             let _ = self.initiate_at(now, peer, local);
         }
-        // Only SAs with a timer due are taken out of the table.
-        let spis: Vec<u64> = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| self.next_timer(sa).is_some_and(|t| t <= now) || !sa.tasks.is_empty())
-            .map(|(k, _)| *k)
-            .collect();
-        for spi in spis {
-            let Some(mut sa) = self.sas.remove(&spi) else {
+        // Only SAs with a timer due (or tasks queued) are taken out of the table.
+        for spi in self.sas.due(now) {
+            let Some(mut sa) = self.sas.remove(spi) else {
                 continue;
             };
             let fate = self.timers(now, &mut sa);
@@ -701,11 +702,11 @@ impl Engine {
             .sas
             .iter()
             .filter(|(_, sa)| sa.state == IkeState::Established)
-            .find_map(|(k, sa)| pick(sa).map(|t| (*k, t)));
+            .find_map(|(k, sa)| pick(sa).map(|t| (k, t)));
         let Some((k, task)) = found else {
             return false;
         };
-        if let Some(mut sa) = self.sas.remove(&k) {
+        if let Some(mut sa) = self.sas.remove(k) {
             sa.tasks.push_back(task);
             self.run_tasks(now, &mut sa);
             self.put_back(sa, Fate::Keep);
@@ -726,12 +727,9 @@ impl Engine {
             self.cfg.ike_port
         };
         let to = SocketAddrV4::new(*remote.ip(), port);
-        let mut moved = 0;
-        for sa in self.sas.values_mut().filter(|sa| sa.peer == Some(peer)) {
+        self.sas.for_peer_mut(peer, |sa| {
             sa.remote = to;
             sa.natt = udp;
-            moved += 1;
-        }
-        moved
+        })
     }
 }

@@ -18,6 +18,7 @@ pub mod proposal;
 pub mod sa;
 pub mod selectors;
 pub mod stats;
+mod table;
 
 pub use engine::{ChildInstall, Datagram, DownReason, Engine, EngineConfig, Event, Transmit};
 pub use policy::PeerPolicy;

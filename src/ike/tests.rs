@@ -169,11 +169,19 @@ impl Bed {
             while let Some(e) = self.r.poll_event() {
                 self.r_events.push(e);
             }
+            self.check_tables();
             if !moved {
                 return;
             }
         }
         panic!("the exchange did not settle");
+    }
+
+    /// Both SA tables' indexes agree with their SAs (timers, tasks, peers).
+    fn check_tables(&self) {
+        for e in [&self.i, &self.r] {
+            e.sas.assert_consistent(|sa| e.next_timer(sa));
+        }
     }
 
     /// Advances time to `now` in steps, firing timers on both sides.
@@ -654,6 +662,31 @@ fn half_open_flood_turns_cookies_on_and_stays_bounded() {
     b.r.handle_timeout(2000);
     assert_eq!(b.r.half_open(), 0);
     assert_eq!(b.r.sas().count(), 1);
+}
+
+#[test]
+fn the_per_peer_cap_replaces_the_oldest_ike_sas() {
+    let cfg = EngineConfig {
+        max_ike_sas_per_peer: 2,
+        ..EngineConfig::default()
+    };
+    let mut b = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        engine(cfg, policy(false, "secret")),
+        false,
+    );
+    for t in [0, 10, 20, 30] {
+        b.i.initiate(t, 0, Some(CLIENT)).unwrap();
+        b.pump(t);
+    }
+    assert_eq!(b.r.stats.peer_limit, 2);
+    let mut kept: Vec<u64> = b.r.sas().map(|s| s.created_at).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, vec![20, 30], "the two newest stay");
+    assert_eq!(established(&b.i), 4, "the initiator was not told");
+    // The half-open expiries left the timer index with authentication (the
+    // test policy has no lifetimes and no liveness checks).
+    assert_eq!(b.r.poll_timeout(), None, "nothing scheduled on the gateway");
 }
 
 #[test]

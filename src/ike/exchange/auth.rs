@@ -257,10 +257,12 @@ impl Engine {
             p.push(Payload::IdR(r.clone()));
         }
         p.extend(auth);
-        let first_contact = !self
-            .sas
-            .values()
-            .any(|o| o.peer == sa.peer && o.state == IkeState::Established);
+        let first_contact = !sa.peer.is_some_and(|p| {
+            self.sas
+                .of_peer(p)
+                .filter_map(|k| self.sas.get(k))
+                .any(|o| o.state == IkeState::Established)
+        });
         if first_contact {
             p.push(Payload::Notify(crate::wire::ike::Notify::status(
                 NotifyType::INITIAL_CONTACT,
@@ -363,20 +365,27 @@ impl Engine {
     /// Deletes this peer's other IKE SAs, oldest first, until `keep` remain,
     /// without telling it: after INITIAL_CONTACT (`keep` 0) the peer has lost
     /// them; otherwise the per-peer cap makes room (`cap`: counted).
+    /// The table lists a peer's SAs oldest first, so only the excess is
+    /// looked at (`sa` itself is out of the table while it is handled).
     fn drop_others_of(&mut self, sa: &IkeSa, peer: usize, keep: usize, cap: bool) {
-        let mut others: Vec<(u64, u64)> = self
-            .sas
-            .iter()
-            .filter(|(k, o)| o.peer == Some(peer) && **k != sa.local_spi())
-            .map(|(k, o)| (o.created_at, *k))
-            .collect();
-        others.sort_unstable();
-        let excess = others.len().saturating_sub(keep);
+        let ours = sa.local_spi();
+        let in_table = self.sas.get(ours).is_some_and(|o| o.peer == Some(peer));
+        let others = self.sas.peer_len(peer) - usize::from(in_table);
+        let excess = others.saturating_sub(keep);
         if cap {
             self.stats.peer_limit += excess as u64;
         }
-        for (_, k) in others.into_iter().take(excess) {
-            if let Some(o) = self.sas.remove(&k) {
+        if excess == 0 {
+            return;
+        }
+        let oldest: Vec<u64> = self
+            .sas
+            .of_peer(peer)
+            .filter(|k| *k != ours)
+            .take(excess)
+            .collect();
+        for k in oldest {
+            if let Some(o) = self.sas.remove(k) {
                 self.down(o, DownReason::Replaced);
             }
         }

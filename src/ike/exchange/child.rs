@@ -485,7 +485,7 @@ impl Engine {
         self.schedule_ike_rekey(now, &mut new, &pol);
         self.key_log_ike(&new);
         self.stats.rekeyed(true, Side::Peer);
-        self.sas.insert(new.local_spi(), new);
+        self.store(new);
     }
 
     /// A new IKE SA replacing `old` after a rekey: CHILD_SAs move over, the
@@ -732,7 +732,7 @@ impl Engine {
         self.schedule_ike_rekey(now, &mut new, &pol);
         self.key_log_ike(&new);
         self.stats.rekeyed(true, Side::Local);
-        self.sas.insert(new.local_spi(), new);
+        self.store(new);
         sa.tasks.clear();
         sa.tasks.push_back(Task::DeleteIke);
     }

@@ -104,7 +104,7 @@ impl Engine {
         let spi_i = hdr.spi_i();
         if let Some(ours) = self.by_init.get(&(spi_i, d.remote)).copied() {
             // A retransmitted request: the same answer again.
-            if let Some(sa) = self.sas.get(&ours) {
+            if let Some(sa) = self.sas.get(ours) {
                 if sa.state == IkeState::HalfOpen && !sa.init_resp.is_empty() {
                     let data = sa.init_resp.clone();
                     self.transmits.push_back(super::super::engine::Transmit {
@@ -308,7 +308,7 @@ impl Engine {
         });
         self.stats.answered(ExchangeType::IKE_SA_INIT, Outcome::Ok);
         self.key_log_ike(&sa);
-        self.sas.insert(spi_r, sa);
+        self.store(sa);
     }
 
     /// Initiator: a new IKE SA toward peer `peer`.
@@ -334,7 +334,7 @@ impl Engine {
             KeyExchange::generate(group, self.rng.as_ref()).map_err(|_| InitiateError::Crypto)?,
         );
         self.send_init(now, &mut sa);
-        self.sas.insert(spi_i, sa);
+        self.store(sa);
         Ok(())
     }
 
