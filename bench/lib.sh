@@ -53,14 +53,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 x() { ip netns exec "$@"; }  # foreground only: `$!` of a function is a subshell
 wait_file() { for _ in $(seq 300); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; return 1; }
 wait_metrics() { for _ in $(seq 100); do x "$1" curl -sf -o /dev/null "http://127.0.0.1:$2/metrics" && return 0; sleep 0.05; done; return 1; }
-# Waits until the endpoint in namespace $1 (metrics port $2) has its IKE CHILD_SA installed.
-wait_child_sa() {
-  for _ in $(seq 100); do
-    x "$1" curl -sf "http://127.0.0.1:$2/metrics" | grep -q '^spimux_ike_child_sas{state="installed"} [1-9]' && return 0
-    sleep 0.05
-  done
-  return 1
-}
+source testbed/endpoint.sh
 stop_all() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done

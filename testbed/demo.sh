@@ -61,14 +61,7 @@ x h2 timeout 20 $PY testbed/esp_peer.py host --dst 198.51.100.69 --spi-out "$SR2
 wait %?h1 2>/dev/null || true
 sleep 0.3
 
-# Waits until the endpoint in namespace $1 (metrics port $2) has its IKE CHILD_SA installed.
-wait_child_sa() {
-  for _ in $(seq 100); do
-    x "$1" curl -sf "http://127.0.0.1:$2/metrics" | grep -q '^spimux_ike_child_sas{state="installed"} [1-9]' && return 0
-    sleep 0.05
-  done
-  echo "no CHILD_SA in $1" >&2; return 1
-}
+source testbed/endpoint.sh
 
 step "ESP tunnels keyed by IKEv2: spimux client on h1 and h2, spimux responder on the server (config/*.toml), plain ESP"
 ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder.log" 2>&1 &
@@ -80,7 +73,7 @@ done
 for ns in srv:9781 h1:9782 h2:9782; do
   for _ in $(seq 50); do x "${ns%:*}" curl -sf -o /dev/null "http://127.0.0.1:${ns#*:}/metrics" && break; sleep 0.1; done
 done
-for h in h1 h2; do wait_child_sa $h 9782; done
+for h in h1 h2; do wait_child_sa "$P$h" 9782; done
 x srv curl -sf http://127.0.0.1:9781/metrics | grep -E '^spimux_ike_(sas|child_sas|spis_total)' | awk '$NF != 0'
 for h in h1 h2; do printf '%s -> 10.99.0.1 (gateway inner): ' $h; x $h ping -c 3 -i 0.2 -W 2 10.99.0.1 | tail -1; done
 x srv timeout 20 iperf3 -s -1 -B 10.99.0.1 >/dev/null 2>&1 &
@@ -102,7 +95,7 @@ ENDPOINTS+=($!)
 for ns in srv:9781 h1:9782; do
   for _ in $(seq 50); do x "${ns%:*}" curl -sf -o /dev/null "http://127.0.0.1:${ns#*:}/metrics" && break; sleep 0.1; done
 done
-wait_child_sa h1 9782
+wait_child_sa "${P}h1" 9782
 x h1 ping -c 2 -i 0.2 -W 2 10.99.0.1 | tail -1
 x srv timeout 20 iperf3 -s -1 -B 10.99.0.1 >/dev/null 2>&1 &
 sleep 0.5

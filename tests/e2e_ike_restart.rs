@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use support::endpoint::{key_log, tshark, tshark_tables, EspSa};
 use support::*;
 
 const GW_INNER: &str = "10.99.0.1";
@@ -101,74 +102,6 @@ fn start_slow_upload(bed: &Bed, host: &str, inner: &str, u: &Upload, port: u16) 
     .stdout(Stdio::null())
     .spawn()
     .unwrap()
-}
-
-/// One direction of a CHILD_SA as the key log has it: (src, dst, SPI).
-type EspSa = (String, String, u32);
-
-/// A key log file: its `ikev2_decryption_table` lines and, per `esp_sa`
-/// line in order, the SA and its algorithms and keys.
-struct KeyLog {
-    ike: BTreeSet<String>,
-    esp: Vec<(EspSa, String)>,
-}
-
-fn key_log(text: &str) -> KeyLog {
-    let ike = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("ikev2_decryption_table: "))
-        .map(str::to_string)
-        .collect();
-    let esp = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("esp_sa: "))
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').map(|v| v.trim_matches('"')).collect();
-            assert_eq!(f.len(), 8, "esp_sa line: {l}");
-            let spi = u32::from_str_radix(f[3].trim_start_matches("0x"), 16).unwrap();
-            ((f[1].to_string(), f[2].to_string(), spi), f[4..].join(","))
-        })
-        .collect();
-    KeyLog { ike, esp }
-}
-
-/// Splits a key log into tshark's two tables, as docs/IKE.md tells
-/// operators to, under `conf`/wireshark (tshark's personal configuration).
-fn tshark_tables(conf: &Path, key_log: &Path) {
-    let dir = conf.join("wireshark");
-    std::fs::create_dir_all(&dir).unwrap();
-    for table in ["esp_sa", "ikev2_decryption_table"] {
-        let cmd = format!(
-            "grep '^{table}: ' {} | cut -d' ' -f2- > {}/{table}",
-            key_log.display(),
-            dir.display()
-        );
-        let o = std::process::Command::new("sh")
-            .args(["-c", &cmd])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{cmd}");
-    }
-}
-
-/// tshark on `pcap` with the key tables in `conf`, ESP decryption and ICV
-/// checks on; returns stdout.
-fn tshark(conf: &Path, pcap: &Path, args: &[&str]) -> String {
-    let o = std::process::Command::new("tshark")
-        .env("XDG_CONFIG_HOME", conf)
-        .env("HOME", conf)
-        .args(["-n", "-r", pcap.to_str().unwrap()])
-        .args(["-o", "esp.enable_encryption_decode:TRUE"])
-        .args(["-o", "esp.enable_authentication_check:TRUE"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "tshark {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// An ESP packet of the capture as tshark decrypted it.

@@ -4,6 +4,7 @@
 //! tshark decryption tables from a daemon's key log.
 
 use super::{metric_in, Bed, ROOT, SPIMUX};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// config/<file> with `edit` applied, written into the bed's directory as
@@ -53,21 +54,75 @@ pub fn sa_info(metrics: &str, peer: &str) -> (String, String, String) {
     (l("local_spi"), l("remote_spi"), l("encap"))
 }
 
-/// The `esp_sa` entries of a daemon's key log as tshark `-o uat:esp_sa:…`
-/// values with both addresses wildcarded (so one table reads captures on
-/// either side of a NAT), and the SPIs they cover ("0x…").
-pub fn esp_uat(key_log: &Path) -> (Vec<String>, Vec<String>) {
-    let text = std::fs::read_to_string(key_log)
-        .unwrap_or_else(|e| panic!("key log {}: {e}", key_log.display()));
-    let mut opts = Vec::new();
-    let mut spis = Vec::new();
-    for line in text.lines().filter_map(|l| l.strip_prefix("esp_sa: ")) {
-        let f: Vec<&str> = line.splitn(5, ',').collect();
-        assert_eq!(f.len(), 5, "esp_sa line: {line}");
-        spis.push(f[3].trim_matches('"').to_string());
-        opts.push(format!("uat:esp_sa:{},\"*\",\"*\",{},{}", f[0], f[3], f[4]));
+/// One direction of a CHILD_SA as the key log has it: (src, dst, SPI).
+pub type EspSa = (String, String, u32);
+
+/// A key log file: its `ikev2_decryption_table` lines and, per `esp_sa`
+/// line in order, the SA and its algorithms and keys.
+pub struct KeyLog {
+    /// `ikev2_decryption_table` lines.
+    pub ike: BTreeSet<String>,
+    /// Per `esp_sa` line: the SA and its algorithms and keys.
+    pub esp: Vec<(EspSa, String)>,
+}
+
+/// Parses a key log.
+pub fn key_log(text: &str) -> KeyLog {
+    let ike = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ikev2_decryption_table: "))
+        .map(str::to_string)
+        .collect();
+    let esp = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("esp_sa: "))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(|v| v.trim_matches('"')).collect();
+            assert_eq!(f.len(), 8, "esp_sa line: {l}");
+            let spi = u32::from_str_radix(f[3].trim_start_matches("0x"), 16).unwrap();
+            ((f[1].to_string(), f[2].to_string(), spi), f[4..].join(","))
+        })
+        .collect();
+    KeyLog { ike, esp }
+}
+
+/// Splits a key log into tshark's two tables, as docs/IKE.md tells
+/// operators to, under `conf`/wireshark (tshark's personal configuration).
+pub fn tshark_tables(conf: &Path, key_log: &Path) {
+    let dir = conf.join("wireshark");
+    std::fs::create_dir_all(&dir).unwrap();
+    for table in ["esp_sa", "ikev2_decryption_table"] {
+        let cmd = format!(
+            "grep '^{table}: ' {} | cut -d' ' -f2- > {}/{table}",
+            key_log.display(),
+            dir.display()
+        );
+        let o = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}");
     }
-    (opts, spis)
+}
+
+/// tshark on `pcap` with the key tables in `conf`, ESP decryption and ICV
+/// checks on; returns stdout.
+pub fn tshark(conf: &Path, pcap: &Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("tshark")
+        .env("XDG_CONFIG_HOME", conf)
+        .env("HOME", conf)
+        .args(["-n", "-r", pcap.to_str().unwrap()])
+        .args(["-o", "esp.enable_encryption_decode:TRUE"])
+        .args(["-o", "esp.enable_authentication_check:TRUE"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "tshark {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Our certificate, its private key and the CA the peer's must chain to.
