@@ -6,6 +6,7 @@
 //! - [`router`]: the daemon (threads, ARP, routing, metrics, config).
 //! - [`io`]: packet I/O backends behind the [`io::Link`] trait.
 //! - protocol cores without I/O or clock reads: [`nat`], [`spi`].
+//! - [`rate_limit`]: the token bucket the cores rate-limit outside-triggered work with.
 //! - [`integrity`]: truncated-HMAC verification shared by the `esp` and `ike` cores.
 //! - [`wire`]: checked zero-copy packet views.
 
@@ -17,6 +18,7 @@ pub mod integrity;
 pub mod io;
 pub mod mobility;
 pub mod nat;
+pub mod rate_limit;
 pub mod router;
 pub mod spi;
 pub mod wire;

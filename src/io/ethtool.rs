@@ -24,11 +24,9 @@ struct IfReq {
     _pad: [u8; 16],
 }
 
-fn set(fd: libc::c_int, ifname: &str, cmd: u32, on: bool) -> io::Result<()> {
-    let mut v = EthtoolValue {
-        cmd,
-        data: u32::from(on),
-    };
+/// Runs one ETHTOOL value command; returns the value the kernel left in it.
+fn value(fd: libc::c_int, ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
+    let mut v = EthtoolValue { cmd, data };
     let mut req = IfReq {
         name: [0; libc::IFNAMSIZ],
         data: (&mut v as *mut EthtoolValue).cast(),
@@ -46,7 +44,16 @@ fn set(fd: libc::c_int, ifname: &str, cmd: u32, on: bool) -> io::Result<()> {
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(v.data)
+}
+
+fn set(fd: libc::c_int, ifname: &str, cmd: u32, on: bool) -> io::Result<()> {
+    value(fd, ifname, cmd, u32::from(on)).map(|_| ())
+}
+
+/// The "get" command of each "set" command (one below it in ethtool.h).
+fn get(fd: libc::c_int, ifname: &str, set_cmd: u32) -> io::Result<bool> {
+    value(fd, ifname, set_cmd - 1, 0).map(|v| v != 0)
 }
 
 /// Which offloads were switched off and which the driver refused.
@@ -56,6 +63,8 @@ pub struct OffloadReport {
     pub disabled: Vec<&'static str>,
     /// Features the driver would not change (often: not supported at all).
     pub refused: Vec<(&'static str, String)>,
+    /// (set command, was on) for every feature switched off, to restore.
+    previous: Vec<(u32, bool)>,
 }
 
 /// Disables GRO, GSO, TSO, scatter-gather and TX checksum offload on `ifname`.
@@ -73,12 +82,38 @@ pub fn disable_offloads(ifname: &str) -> io::Result<OffloadReport> {
         ("sg", ETHTOOL_SSG),
         ("tx-checksum", ETHTOOL_STXCSUM),
     ] {
+        let was = get(fd, ifname, cmd).unwrap_or(false);
         match set(fd, ifname, cmd, false) {
-            Ok(()) => report.disabled.push(name),
+            Ok(()) => {
+                report.disabled.push(name);
+                report.previous.push((cmd, was));
+            }
             Err(e) => report.refused.push((name, e.to_string())),
         }
     }
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
     Ok(report)
+}
+
+/// Puts back what `disable_offloads` changed on `ifname` (a start-up that
+/// failed after changing offloads leaves the interface as it found it), in
+/// reverse order because some features depend on others (TSO needs SG).
+pub fn restore_offloads(ifname: &str, report: &OffloadReport) -> io::Result<()> {
+    // SAFETY: plain socket creation; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut result = Ok(());
+    for (cmd, on) in report.previous.iter().rev() {
+        if *on {
+            if let Err(e) = set(fd, ifname, *cmd, true) {
+                result = Err(e);
+            }
+        }
+    }
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    result
 }

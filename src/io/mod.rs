@@ -9,6 +9,7 @@
 pub mod afpacket;
 pub mod ethtool;
 pub mod iface;
+pub mod memory;
 pub mod offload;
 pub mod outer;
 pub mod pnet_link;

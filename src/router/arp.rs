@@ -1,9 +1,18 @@
 //! ARP cache and resolution queue, shared by all workers.
 //!
-//! A miss queues the frame (bounded per next hop and in number of next
-//! hops) and asks the caller to send a request; a reply or a request from the
-//! neighbour releases the queue. `tick` drives retries and gives up after
+//! A miss queues the frame (bounded per next hop, and in next hops per
+//! interface so an inside scan cannot starve re-resolution of the outside
+//! gateway) and asks the caller to send a request; a reply or a request from
+//! the neighbour releases the queue. `tick` drives retries and gives up after
 //! `max_requests`, reporting the frames it dropped.
+//!
+//! What the outside can add is bounded: entries are created only by ARP
+//! addressed to the router or answering its own request, at most
+//! `max_entries` per interface (answers to the router's own requests are
+//! always cached; there are at most `max_pending_hops` of those), and they
+//! expire after `cache_timeout`. Unsolicited ARP (gratuitous, or for another
+//! host) updates the MAC of a known entry but never extends its life.
+//! Senders are checked against the interface's prefix by the caller.
 
 use super::config::Arp as ArpConfig;
 use super::stats::{DropReason, Side};
@@ -38,12 +47,23 @@ pub struct Tick {
     pub dropped: u64,
 }
 
+/// What one received ARP did to the table.
+#[derive(Debug)]
+pub struct Learned<F> {
+    /// Frames that were waiting for the sender, to send now.
+    pub released: Vec<F>,
+    /// The sender would have been cached but the interface's cache is full.
+    pub cache_full: bool,
+}
+
 /// The resolver.
 /// `F` is what waits for resolution (a frame and its offload state).
 pub struct ArpTable<F = Vec<u8>> {
     cfg: ArpConfig,
-    cache: DashMap<(Side, Ipv4Addr), (Mac, Millis)>,
-    pending: Mutex<HashMap<(Side, Ipv4Addr), Pending<F>>>,
+    /// Per side (`Side as usize`): address → (MAC, expiry).
+    cache: [DashMap<Ipv4Addr, (Mac, Millis)>; 2],
+    /// Per side: unresolved next hops and their queued frames.
+    pending: [Mutex<HashMap<Ipv4Addr, Pending<F>>>; 2],
 }
 
 impl<F> ArpTable<F> {
@@ -51,26 +71,40 @@ impl<F> ArpTable<F> {
     pub fn new(cfg: ArpConfig) -> Self {
         ArpTable {
             cfg,
-            cache: DashMap::new(),
-            pending: Mutex::new(HashMap::new()),
+            cache: [DashMap::new(), DashMap::new()],
+            pending: [Mutex::new(HashMap::new()), Mutex::new(HashMap::new())],
         }
+    }
+
+    fn cache(&self, side: Side) -> &DashMap<Ipv4Addr, (Mac, Millis)> {
+        &self.cache[side as usize]
     }
 
     /// Cached MAC of `ip` on `side`, if fresh.
     pub fn lookup(&self, side: Side, ip: Ipv4Addr, now: Millis) -> Option<Mac> {
-        self.cache
-            .get(&(side, ip))
+        self.cache(side)
+            .get(&ip)
             .and_then(|e| (e.1 > now).then_some(e.0))
     }
 
-    /// Entries cached.
+    /// Entries cached on both sides.
     pub fn len(&self) -> usize {
-        self.cache.len()
+        self.cache.iter().map(DashMap::len).sum()
+    }
+
+    /// Entries cached on `side`.
+    pub fn len_on(&self, side: Side) -> usize {
+        self.cache(side).len()
+    }
+
+    /// Next hops waiting for resolution on `side`.
+    pub fn pending_on(&self, side: Side) -> usize {
+        self.pending[side as usize].lock().len()
     }
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
+        self.cache.iter().all(DashMap::is_empty)
     }
 
     /// Queues `frame` until `ip` resolves.
@@ -81,9 +115,9 @@ impl<F> ArpTable<F> {
         frame: F,
         now: Millis,
     ) -> Result<Queued, DropReason> {
-        let mut p = self.pending.lock();
+        let mut p = self.pending[side as usize].lock();
         let hops = p.len();
-        match p.get_mut(&(side, ip)) {
+        match p.get_mut(&ip) {
             Some(q) => {
                 if q.frames.len() >= self.cfg.queue_per_hop {
                     return Err(DropReason::ArpQueueFull);
@@ -98,7 +132,7 @@ impl<F> ArpTable<F> {
                 let mut frames = VecDeque::new();
                 frames.push_back(frame);
                 p.insert(
-                    (side, ip),
+                    ip,
                     Pending {
                         frames,
                         last_request: now,
@@ -110,19 +144,45 @@ impl<F> ArpTable<F> {
         }
     }
 
-    /// Records `ip` is at `mac` (RFC 826 merge: refresh known entries, add
-    /// when `add` — the frame was addressed to us or answers our request)
-    /// and returns the frames that were waiting for it.
-    pub fn learn(&self, side: Side, ip: Ipv4Addr, mac: Mac, add: bool, now: Millis) -> Vec<F> {
+    /// Records that `ip` is at `mac` (sender of an ARP received on `side`,
+    /// already checked to be on that side's prefix). `to_us`: the ARP was
+    /// addressed to one of the router's addresses. Returns the frames that
+    /// were waiting for it.
+    pub fn learn(
+        &self,
+        side: Side,
+        ip: Ipv4Addr,
+        mac: Mac,
+        to_us: bool,
+        now: Millis,
+    ) -> Learned<F> {
+        let mut out = Learned {
+            released: Vec::new(),
+            cache_full: false,
+        };
         if ip.is_unspecified() || mac.is_multicast() || mac == Mac::ZERO {
-            return Vec::new();
+            return out;
         }
-        let expires = now + u64::from(self.cfg.cache_timeout) * 1000;
-        let waiting = self.pending.lock().remove(&(side, ip)).map(|p| p.frames);
-        if add || waiting.is_some() || self.cache.contains_key(&(side, ip)) {
-            self.cache.insert((side, ip), (mac, expires));
+        let expires = now.saturating_add(u64::from(self.cfg.cache_timeout).saturating_mul(1000));
+        let waiting = self.pending[side as usize].lock().remove(&ip);
+        let cache = self.cache(side);
+        if let Some(p) = waiting {
+            // Answers our own request: always cached (bounded by the pending hops).
+            cache.insert(ip, (mac, expires));
+            out.released = Vec::from(p.frames);
+        } else if let Some(mut e) = cache.get_mut(&ip) {
+            e.0 = mac;
+            if to_us {
+                e.1 = expires;
+            }
+        } else if to_us {
+            if cache.len() < self.cfg.max_entries {
+                cache.insert(ip, (mac, expires));
+            } else {
+                out.cache_full = true;
+            }
         }
-        waiting.map(Vec::from).unwrap_or_default()
+        out
     }
 
     /// Retries and expiry; call every few hundred milliseconds.
@@ -130,20 +190,22 @@ impl<F> ArpTable<F> {
         let mut t = Tick::default();
         let retry = u64::from(self.cfg.retry_ms);
         let max = self.cfg.max_requests;
-        self.pending.lock().retain(|k, p| {
-            if now.saturating_sub(p.last_request) < retry {
-                return true;
-            }
-            if p.requests >= max {
-                t.dropped += p.frames.len() as u64;
-                return false;
-            }
-            p.requests += 1;
-            p.last_request = now;
-            t.retry.push(*k);
-            true
-        });
-        self.cache.retain(|_, e| e.1 > now);
+        for side in [Side::Inside, Side::Outside] {
+            self.pending[side as usize].lock().retain(|ip, p| {
+                if now.saturating_sub(p.last_request) < retry {
+                    return true;
+                }
+                if p.requests >= max {
+                    t.dropped += p.frames.len() as u64;
+                    return false;
+                }
+                p.requests += 1;
+                p.last_request = now;
+                t.retry.push((side, *ip));
+                true
+            });
+            self.cache(side).retain(|_, e| e.1 > now);
+        }
         t
     }
 }
@@ -179,13 +241,19 @@ mod tests {
             t.enqueue(Side::Inside, IP, b"f3".to_vec(), 0),
             Err(DropReason::ArpQueueFull)
         );
+        let other = Ipv4Addr::new(10, 6, 1, 3);
         assert_eq!(
-            t.enqueue(Side::Outside, IP, b"x".to_vec(), 0),
+            t.enqueue(Side::Inside, other, b"x".to_vec(), 0),
             Err(DropReason::ArpQueueFull),
             "hop limit"
         );
+        assert_eq!(
+            t.enqueue(Side::Outside, other, b"x".to_vec(), 0),
+            Ok(Queued::SendRequest),
+            "each side has its own hop budget"
+        );
         let out = t.learn(Side::Inside, IP, MAC, false, 5);
-        assert_eq!(out, vec![b"f1".to_vec(), b"f2".to_vec()]);
+        assert_eq!(out.released, vec![b"f1".to_vec(), b"f2".to_vec()]);
         assert_eq!(t.lookup(Side::Inside, IP, 10), Some(MAC));
         assert_eq!(t.lookup(Side::Outside, IP, 10), None);
     }
@@ -194,6 +262,7 @@ mod tests {
     fn retries_then_gives_up() {
         let t = table();
         t.enqueue(Side::Inside, IP, b"f1".to_vec(), 0).unwrap();
+        assert_eq!(t.pending_on(Side::Inside), 1);
         assert!(t.tick(500).retry.is_empty());
         assert_eq!(t.tick(1000).retry, vec![(Side::Inside, IP)]);
         assert_eq!(t.tick(2000).retry.len(), 1);
@@ -217,6 +286,45 @@ mod tests {
         assert_eq!(t.lookup(Side::Inside, IP, 300_000), None);
         assert!(t.is_empty());
         t.learn(Side::Inside, IP, Mac::BROADCAST, true, 0);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn unsolicited_arp_does_not_keep_an_entry_alive() {
+        let t = table();
+        t.learn(Side::Inside, IP, MAC, true, 0);
+        let other = Mac([2, 0, 0, 0, 0, 9]);
+        t.learn(Side::Inside, IP, other, false, 200_000);
+        assert_eq!(
+            t.lookup(Side::Inside, IP, 200_000),
+            Some(other),
+            "MAC updated"
+        );
+        assert_eq!(
+            t.lookup(Side::Inside, IP, 300_000),
+            None,
+            "life not extended"
+        );
+    }
+
+    #[test]
+    fn cache_is_capped_per_side_but_answers_to_our_requests_fit() {
+        let t: ArpTable = ArpTable::new(ArpConfig {
+            max_entries: 2,
+            ..ArpConfig::default()
+        });
+        for i in 1..=3 {
+            let l = t.learn(Side::Inside, Ipv4Addr::new(10, 6, 1, i), MAC, true, 0);
+            assert_eq!(l.cache_full, i == 3);
+        }
+        assert_eq!(t.len_on(Side::Inside), 2);
+        assert!(!t.learn(Side::Outside, IP, MAC, true, 0).cache_full);
+        let gw = Ipv4Addr::new(10, 6, 1, 9);
+        t.enqueue(Side::Inside, gw, b"f".to_vec(), 0).unwrap();
+        let l = t.learn(Side::Inside, gw, MAC, false, 0);
+        assert!(!l.cache_full && l.released.len() == 1);
+        assert_eq!(t.lookup(Side::Inside, gw, 1), Some(MAC));
+        t.tick(u64::MAX);
         assert!(t.is_empty());
     }
 }

@@ -101,8 +101,11 @@ pub struct Arp {
     pub max_requests: u32,
     /// Packets queued per unresolved next hop (oldest kept, newest dropped).
     pub queue_per_hop: usize,
-    /// Unresolved next hops tracked at once.
+    /// Unresolved next hops tracked at once, per interface.
     pub max_pending_hops: usize,
+    /// Cache entries per interface (answers to the router's own requests
+    /// are always cached; other senders are not once it is full).
+    pub max_entries: usize,
 }
 
 impl Default for Arp {
@@ -113,6 +116,28 @@ impl Default for Arp {
             max_requests: 3,
             queue_per_hop: 64,
             max_pending_hops: 256,
+            max_entries: 4096,
+        }
+    }
+}
+
+/// ICMP errors the router originates (time exceeded, fragmentation needed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Icmp {
+    /// Errors per second for the whole router (RFC 1812 §4.3.2.8), shared
+    /// evenly by the receive threads; 0 sends none.
+    pub errors_per_sec: u32,
+    /// Errors that may be sent back to back before the rate applies.
+    pub errors_burst: u32,
+}
+
+impl Default for Icmp {
+    fn default() -> Self {
+        // Linux's defaults (net.ipv4.icmp_msgs_per_sec / icmp_msgs_burst).
+        Icmp {
+            errors_per_sec: 1000,
+            errors_burst: 50,
         }
     }
 }
@@ -153,6 +178,9 @@ pub struct RouterConfig {
     /// ARP.
     #[serde(default)]
     pub arp: Arp,
+    /// ICMP error generation.
+    #[serde(default)]
+    pub icmp: Icmp,
     /// NAT behaviour.
     #[serde(default)]
     pub nat: NatConfig,
@@ -255,13 +283,20 @@ impl RouterConfig {
         if self.dataplane.workers > 256 {
             return Err(err("dataplane.workers", "must be 0..=256"));
         }
-        if self.arp.queue_per_hop == 0
-            || self.arp.max_pending_hops == 0
-            || self.arp.max_requests == 0
-        {
+        for (field, v) in [
+            ("arp.queue_per_hop", self.arp.queue_per_hop),
+            ("arp.max_pending_hops", self.arp.max_pending_hops),
+            ("arp.max_requests", self.arp.max_requests as usize),
+            ("arp.max_entries", self.arp.max_entries),
+        ] {
+            if v == 0 {
+                return Err(err(field, "must be at least 1"));
+            }
+        }
+        if self.icmp.errors_burst == 0 && self.icmp.errors_per_sec > 0 {
             return Err(err(
-                "arp",
-                "queue_per_hop, max_pending_hops and max_requests must be at least 1",
+                "icmp.errors_burst",
+                "must be at least 1 when icmp.errors_per_sec is not 0",
             ));
         }
         if self.arp.retry_ms < 10 {

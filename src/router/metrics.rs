@@ -3,6 +3,7 @@
 //! Counters are folded from the per-thread slots at scrape time; gauges are
 //! read from the shared tables.
 
+use super::forwarding::icmp_errors::Suppressed;
 use super::stats::{Counters, DropReason, Side};
 use super::Shared;
 use crate::daemon::metrics::{build_info, one, Families, Sample};
@@ -138,6 +139,24 @@ pub fn render(shared: &Shared) -> String {
         one(c.icmp_sent),
     );
     f.counter(
+        "spimux_icmp_errors_suppressed_total",
+        "ICMP errors the router did not send: rate limit (icmp.errors_per_sec), source not one unicast host, or about an ICMP error.",
+        Suppressed::ALL
+            .iter()
+            .map(|r| {
+                (
+                    vec![("reason", r.label())],
+                    c.icmp_errors_suppressed[*r as usize] as f64,
+                )
+            })
+            .collect(),
+    );
+    f.counter(
+        "spimux_arp_cache_full_total",
+        "ARP senders addressed to the router not cached because the interface's cache held arp.max_entries.",
+        one(c.arp_cache_full),
+    );
+    f.counter(
         "spimux_offload_frames_total",
         "Frames forwarded with offload work left pending: a partial TCP/UDP checksum, or a GSO super-frame (also partial).",
         vec![
@@ -150,7 +169,8 @@ pub fn render(shared: &Shared) -> String {
         "Wire packets the forwarded GSO super-frames stand for (a super-frame counts once in spimux_packets_total).",
         one(c.gso_segments),
     );
-    let t = &shared.nat.table;
+    let fwd = &shared.fwd;
+    let t = &fwd.nat.table;
     f.gauge(
         "spimux_nat_sessions",
         "Live NAT sessions.",
@@ -170,17 +190,22 @@ pub fn render(shared: &Shared) -> String {
     f.gauge(
         "spimux_esp_bindings",
         "Inbound SPI bindings.",
-        one(shared.nat.esp.binding_count() as u64),
+        one(fwd.nat.esp.binding_count() as u64),
     );
     f.gauge(
         "spimux_esp_recorded_spis",
         "Recorded outbound SPIs.",
-        one(shared.nat.esp.recorded_count() as u64),
+        one(fwd.nat.esp.recorded_count() as u64),
     );
     f.gauge(
         "spimux_arp_cache_entries",
-        "ARP cache entries.",
-        one(shared.arp.len() as u64),
+        "ARP cache entries, by interface.",
+        per_side([Side::Inside, Side::Outside].map(|s| fwd.arp.len_on(s) as u64)),
+    );
+    f.gauge(
+        "spimux_arp_pending_hops",
+        "Next hops waiting for ARP resolution, by interface.",
+        per_side([Side::Inside, Side::Outside].map(|s| fwd.arp.pending_on(s) as u64)),
     );
     f.gauge(
         "spimux_workers",

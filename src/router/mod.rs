@@ -4,6 +4,7 @@
 
 pub mod arp;
 pub mod config;
+pub mod forwarding;
 pub mod metrics;
 pub mod offload;
 pub mod originate;
@@ -12,32 +13,20 @@ pub mod stats;
 pub mod worker;
 
 use crate::daemon::stats::Publisher;
-use crate::io::offload::Offload;
 use crate::io::{afpacket::AfPacket, ethtool, iface, pnet_link::Pnet, Backend, FrameTx};
-use crate::nat::{Millis, Nat, NatEvents};
+use crate::nat::Millis;
 use crate::wire::ethernet::Mac;
 use config::{BackendKind, RouterConfig};
-use route::Routes;
-use stats::{Counters, DropReason, Side, StatsRegistry};
-use std::net::Ipv4Addr;
+use forwarding::{Forwarding, Interfaces};
+use stats::{Counters, Side, StatsRegistry};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// State every thread shares.
 pub struct Shared {
-    /// NAT core.
-    pub nat: Nat,
-    /// ARP resolver.
-    pub arp: arp::ArpTable<(Vec<u8>, Offload)>,
-    /// Routing table.
-    pub routes: Routes,
-    /// Router's inside address.
-    pub inside_ip: Ipv4Addr,
-    /// Router's outside address.
-    pub outside_ip: Ipv4Addr,
-    macs: [Mac; 2],
-    mtus: [u32; 2],
+    /// The forwarding policy: NAT, ARP, routes and addresses.
+    pub fwd: Forwarding,
     start: Instant,
     /// Set to stop every thread.
     pub shutdown: AtomicBool,
@@ -50,31 +39,26 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Shared state around `fwd` for `workers` workers on `backend`; the clock starts now.
+    pub fn new(fwd: Forwarding, workers: usize, backend: &'static str) -> Self {
+        Shared {
+            fwd,
+            start: Instant::now(),
+            shutdown: AtomicBool::new(false),
+            stats: StatsRegistry::default(),
+            workers,
+            backend,
+        }
+    }
+
     /// Milliseconds since start (monotonic).
     pub fn now(&self) -> Millis {
         self.start.elapsed().as_millis() as Millis
     }
-    /// MAC of a data interface.
-    pub fn iface_mac(&self, side: Side) -> Mac {
-        self.macs[side as usize]
-    }
-    /// The MTU of a side's interface (read at start).
-    pub fn mtu(&self, side: Side) -> u32 {
-        self.mtus[side as usize]
-    }
-    /// Our address on a side.
-    pub fn ip_on(&self, side: Side) -> Ipv4Addr {
-        match side {
-            Side::Inside => self.inside_ip,
-            Side::Outside => self.outside_ip,
-        }
-    }
-    /// True when `ip` is ours on `side` (ARP target check).
-    pub fn owns(&self, side: Side, ip: Ipv4Addr) -> bool {
-        match side {
-            Side::Inside => ip == self.inside_ip,
-            Side::Outside => self.nat.is_external(ip),
-        }
+
+    /// Receive threads: one per interface per worker.
+    pub fn receive_threads(&self) -> usize {
+        self.workers.saturating_mul(2)
     }
 }
 
@@ -102,7 +86,9 @@ impl crate::daemon::DaemonState for Shared {
     }
 }
 
-/// Opens everything first (so a failure leaves nothing half-started), then starts the threads.
+/// Opens everything first (so a failure leaves nothing half-started), then
+/// changes offloads and starts the threads; a thread that cannot be started
+/// stops the ones already running and puts the offloads back.
 pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
     cfg.validate()?;
     let workers = cfg.workers();
@@ -125,16 +111,13 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
         }
         macs[i] = info.mac;
         mtus[i] = info.mtu;
-        if cfg.dataplane.offloads_disabled() {
-            let r = ethtool::disable_offloads(n).map_err(io_err(format!("ethtool on {n}")))?;
-            tracing::info!(interface = n, disabled = ?r.disabled, refused = ?r.refused, "offloads");
-        }
     }
+    let fwd = Forwarding::new(cfg, Interfaces { macs, mtus }, rand::random())?;
     let group_base = match cfg.dataplane.fanout_group {
         0 => (std::process::id() & 0x7fff) as u16,
         g => g,
     };
-    // Open every socket before starting any thread.
+    // Open every socket before changing anything or starting any thread.
     let mut queues = Vec::new();
     for _ in 0..workers {
         for side in [Side::Inside, Side::Outside] {
@@ -162,24 +145,62 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
     ];
     let metrics_listener =
         crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
-    let mut external = vec![cfg.outside.address.addr()];
-    external.dedup();
-    let nat = Nat::new(cfg.nat, cfg.esp, external, rand::random())?;
-    let shared = Arc::new(Shared {
-        nat,
-        arp: arp::ArpTable::new(cfg.arp),
-        routes: Routes::new(cfg),
-        inside_ip: cfg.inside.address.addr(),
-        outside_ip: cfg.outside.address.addr(),
-        macs,
-        mtus,
-        start: Instant::now(),
-        shutdown: AtomicBool::new(false),
-        stats: StatsRegistry::default(),
-        workers,
-        backend: backend.name(),
-    });
+    let mut changed = Vec::new();
+    if cfg.dataplane.offloads_disabled() {
+        for n in names {
+            match ethtool::disable_offloads(n) {
+                Ok(r) => {
+                    tracing::info!(interface = n, disabled = ?r.disabled, refused = ?r.refused, "offloads");
+                    changed.push((n, r));
+                }
+                Err(e) => {
+                    restore_offloads(&changed);
+                    return Err(io_err(format!("ethtool on {n}"))(e));
+                }
+            }
+        }
+    }
+    let shared = Arc::new(Shared::new(fwd, workers, backend.name()));
     let mut threads = Vec::new();
+    let spawned = spawn_all(cfg, &shared, queues, hk_tx, metrics_listener, &mut threads);
+    let metrics_addr = match spawned {
+        Ok(a) => a,
+        Err(e) => {
+            shared.shutdown.store(true, Ordering::Relaxed);
+            for t in threads {
+                let _ = t.join();
+            }
+            restore_offloads(&changed);
+            return Err(e);
+        }
+    };
+    tracing::info!(
+        workers,
+        backend = shared.backend,
+        inside = names[0],
+        outside = names[1],
+        "router started"
+    );
+    Ok(Running {
+        shared,
+        threads,
+        metrics_addr,
+    })
+}
+
+/// A receive queue with its two senders.
+type Queue = (Side, Box<dyn crate::io::FrameRx>, [Box<dyn FrameTx>; 2]);
+
+/// Starts the receive threads, housekeeping and metrics, pushing each handle
+/// as it starts; returns the bound metrics address.
+fn spawn_all(
+    cfg: &RouterConfig,
+    shared: &Arc<Shared>,
+    queues: Vec<Queue>,
+    hk_tx: [Box<dyn FrameTx>; 2],
+    metrics_listener: Option<tiny_http::Server>,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
+) -> Result<Option<std::net::SocketAddr>, StartError> {
     for (i, (side, rx, tx)) in queues.into_iter().enumerate() {
         let w = worker::Worker::new(side, shared.clone(), rx, tx, Publisher::new(&shared.stats));
         let batch = cfg.dataplane.batch;
@@ -197,33 +218,30 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             .spawn(move || housekeeping(hk_shared, hk_tx, hk_publisher))
             .map_err(io_err("spawn housekeeping"))?,
     );
-    let mut metrics_addr = None;
-    if let Some(server) = metrics_listener {
-        metrics_addr = server.server_addr().to_ip();
-        let m_shared = shared.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("spimux-metrics".into())
-                .spawn(move || {
-                    crate::daemon::metrics::serve(server, &m_shared.shutdown, || {
-                        metrics::render(&m_shared)
-                    })
+    let Some(server) = metrics_listener else {
+        return Ok(None);
+    };
+    let addr = server.server_addr().to_ip();
+    let m_shared = shared.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("spimux-metrics".into())
+            .spawn(move || {
+                crate::daemon::metrics::serve(server, &m_shared.shutdown, || {
+                    metrics::render(&m_shared)
                 })
-                .map_err(io_err("spawn metrics"))?,
-        );
-    }
-    tracing::info!(
-        workers,
-        backend = shared.backend,
-        inside = names[0],
-        outside = names[1],
-        "router started"
+            })
+            .map_err(io_err("spawn metrics"))?,
     );
-    Ok(Running {
-        shared,
-        threads,
-        metrics_addr,
-    })
+    Ok(addr)
+}
+
+fn restore_offloads(changed: &[(&str, ethtool::OffloadReport)]) {
+    for (n, r) in changed {
+        if let Err(e) = ethtool::restore_offloads(n, r) {
+            tracing::warn!(interface = n, error = %e, "could not restore offloads");
+        }
+    }
 }
 
 /// ARP retries and cache expiry every 100 ms; NAT expiry every second.
@@ -232,34 +250,18 @@ fn housekeeping(
     mut tx: [Box<dyn FrameTx>; 2],
     mut publisher: Publisher<Counters>,
 ) {
-    let mut local = Counters::default();
+    let mut local = shared.fwd.local(1, shared.now());
     let mut last_sweep = 0;
     while !shared.shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         let now = shared.now();
-        let t = shared.arp.tick(now);
-        for _ in 0..t.dropped {
-            local.count_drop(DropReason::ArpUnresolved);
-        }
-        for (side, ip) in t.retry {
-            let f = originate::arp_request(shared.iface_mac(side), shared.ip_on(side), ip);
-            if tx[side as usize]
-                .send_batch(&[(&f, Offload::default())])
-                .unwrap_or(0)
-                == 1
-            {
-                local.arp_requests_sent += 1;
-                local.tx_packets[side as usize] += 1;
-                local.tx_bytes[side as usize] += f.len() as u64;
-            }
-        }
-        if now - last_sweep >= 1000 {
+        shared.fwd.arp_tick(now, &mut local);
+        worker::send_batch(&mut tx, &mut local, None);
+        if now.saturating_sub(last_sweep) >= 1000 {
             last_sweep = now;
-            let mut ev = NatEvents::default();
-            shared.nat.expire(now, &mut ev);
-            local.nat.add(&ev);
+            shared.fwd.expire(now, &mut local);
         }
-        publisher.publish(&local, now);
+        publisher.publish(&local.counters, now);
     }
 }
 

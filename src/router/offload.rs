@@ -11,7 +11,7 @@ use ipv4::protocol::{TCP, UDP};
 
 const UDP_HEADER: usize = 8;
 
-/// Transport header length of `ip` (TCP data offset, UDP 8), if TCP/UDP.
+/// Transport header length of `p` (TCP data offset, UDP 8), if TCP/UDP.
 fn l4_header_len(p: &ipv4::Packet<&[u8]>) -> Option<usize> {
     match p.protocol() {
         TCP => tcp::Packet::new_checked(p.payload())
@@ -23,17 +23,16 @@ fn l4_header_len(p: &ipv4::Packet<&[u8]>) -> Option<usize> {
 }
 
 /// IP plus transport header bytes: what every GSO segment repeats.
-fn headers_len(p: &ipv4::Packet<&[u8]>) -> usize {
+pub fn headers_len(p: &ipv4::Packet<&[u8]>) -> usize {
     p.header_len() + l4_header_len(p).unwrap_or(0)
 }
 
-/// Checks `off` against the (already validated) IPv4 packet `ip` and says
-/// what its transport checksum field holds.
-pub fn check(ip: &[u8], off: &Offload) -> Result<L4Checksum, DropReason> {
+/// Checks `off` against the validated IPv4 packet `p` and says what its
+/// transport checksum field holds.
+pub fn check(p: &ipv4::Packet<&[u8]>, off: &Offload) -> Result<L4Checksum, DropReason> {
     let Some(c) = off.csum else {
         return Ok(L4Checksum::Complete);
     };
-    let p = ipv4::Packet::new_checked(ip).map_err(|_| DropReason::IpMalformed)?;
     let field = match p.protocol() {
         TCP => 16,
         UDP => 6,
@@ -48,27 +47,25 @@ pub fn check(ip: &[u8], off: &Offload) -> Result<L4Checksum, DropReason> {
             (g.kind, p.protocol()),
             (GsoKind::Tcp4, TCP) | (GsoKind::UdpL4, UDP)
         );
-        if !fits || l4_header_len(&p).is_none() {
+        if !fits || l4_header_len(p).is_none() {
             return Err(DropReason::OffloadMismatch);
         }
     }
     Ok(L4Checksum::Partial)
 }
 
-/// Largest IP packet `ip` puts on the wire: itself, or one full segment.
-pub fn largest_packet(ip: &[u8], off: &Offload) -> usize {
-    match (off.gso, ipv4::Packet::new_checked(ip)) {
-        (Some(g), Ok(p)) => (headers_len(&p) + usize::from(g.size)).min(ip.len()),
-        _ => ip.len(),
+/// Largest IP packet a datagram of `len` bytes with `headers` header bytes
+/// puts on the wire: itself, or one full segment.
+pub fn largest_packet(len: usize, headers: usize, off: &Offload) -> usize {
+    match off.gso {
+        Some(g) => headers.saturating_add(usize::from(g.size)).min(len),
+        None => len,
     }
 }
 
-/// Wire packets `ip` stands for.
-pub fn segments(ip: &[u8], off: &Offload) -> usize {
-    match ipv4::Packet::new_checked(ip) {
-        Ok(p) => off.segments(p.len().saturating_sub(headers_len(&p))),
-        Err(_) => 1,
-    }
+/// Wire packets a datagram of `len` bytes with `headers` header bytes stands for.
+pub fn segments(len: usize, headers: usize, off: &Offload) -> usize {
+    off.segments(len.saturating_sub(headers))
 }
 
 #[cfg(test)]
@@ -99,24 +96,39 @@ mod tests {
         Offload::parse(&b).unwrap()
     }
 
+    fn view(ip: &[u8]) -> ipv4::Packet<&[u8]> {
+        ipv4::Packet::new_checked(ip).unwrap()
+    }
+
+    fn largest(ip: &[u8], off: &Offload) -> usize {
+        largest_packet(ip.len(), headers_len(&view(ip)), off)
+    }
+
+    fn segs(ip: &[u8], off: &Offload) -> usize {
+        segments(ip.len(), headers_len(&view(ip)), off)
+    }
+
     #[test]
     fn plain_frames_have_complete_checksums() {
         assert_eq!(
-            check(&udp(10), &Offload::default()),
+            check(&view(&udp(10)), &Offload::default()),
             Ok(L4Checksum::Complete)
         );
-        assert_eq!(largest_packet(&udp(10), &Offload::default()), 38);
-        assert_eq!(segments(&udp(10), &Offload::default()), 1);
+        assert_eq!(largest(&udp(10), &Offload::default()), 38);
+        assert_eq!(segs(&udp(10), &Offload::default()), 1);
     }
 
     #[test]
     fn partial_udp_and_udp_gso_are_accepted() {
         let ip = udp(1400 * 3 + 100);
-        assert_eq!(check(&ip, &vnet(1, 0, 0, 34, 6)), Ok(L4Checksum::Partial));
+        assert_eq!(
+            check(&view(&ip), &vnet(1, 0, 0, 34, 6)),
+            Ok(L4Checksum::Partial)
+        );
         let gso = vnet(1, 5, 1400, 34, 6);
-        assert_eq!(check(&ip, &gso), Ok(L4Checksum::Partial));
-        assert_eq!(largest_packet(&ip, &gso), 1428);
-        assert_eq!(segments(&ip, &gso), 4);
+        assert_eq!(check(&view(&ip), &gso), Ok(L4Checksum::Partial));
+        assert_eq!(largest(&ip, &gso), 1428);
+        assert_eq!(segs(&ip, &gso), 4);
     }
 
     #[test]
@@ -124,16 +136,16 @@ mod tests {
         let ip = udp(3000);
         // Checksum field at the TCP position, or not at the transport header.
         assert_eq!(
-            check(&ip, &vnet(1, 0, 0, 34, 16)),
+            check(&view(&ip), &vnet(1, 0, 0, 34, 16)),
             Err(DropReason::OffloadMismatch)
         );
         assert_eq!(
-            check(&ip, &vnet(1, 0, 0, 38, 6)),
+            check(&view(&ip), &vnet(1, 0, 0, 38, 6)),
             Err(DropReason::OffloadMismatch)
         );
         // TCP segmentation of a UDP packet.
         assert_eq!(
-            check(&ip, &vnet(1, 1, 1400, 34, 6)),
+            check(&view(&ip), &vnet(1, 1, 1400, 34, 6)),
             Err(DropReason::OffloadMismatch)
         );
     }

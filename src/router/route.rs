@@ -2,6 +2,7 @@
 //! inside routes, the outside connected prefix and the default gateway.
 
 use super::config::RouterConfig;
+use super::stats::Side;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 
@@ -60,6 +61,25 @@ impl Routes {
             }
             (false, None) => Some(NextHop::Outside(self.gateway)),
         }
+    }
+
+    fn connected(&self, side: Side) -> Ipv4Net {
+        match side {
+            Side::Inside => self.inside,
+            Side::Outside => self.outside,
+        }
+    }
+
+    /// True when `ip` is a host address of the prefix connected on `side`
+    /// (who may send ARP there).
+    pub fn on_link(&self, side: Side, ip: Ipv4Addr) -> bool {
+        let net = self.connected(side);
+        net.contains(&ip) && ip != net.network() && ip != net.broadcast()
+    }
+
+    /// Directed broadcast address of the prefix connected on `side`.
+    pub fn broadcast_on(&self, side: Side) -> Ipv4Addr {
+        self.connected(side).broadcast()
     }
 
     /// True when `src` may legitimately appear on the inside interface.
@@ -124,5 +144,20 @@ via = "10.6.1.254"
         assert!(r.is_inside_source("10.7.9.9".parse().unwrap()));
         assert!(!r.is_inside_source("198.51.100.69".parse().unwrap()));
         assert!(!r.is_inside_source("10.6.1.255".parse().unwrap()));
+    }
+
+    #[test]
+    fn on_link_hosts() {
+        let r = routes();
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert!(r.on_link(Side::Inside, ip("10.6.1.7")));
+        assert!(!r.on_link(Side::Inside, ip("10.6.1.0")));
+        assert!(
+            !r.on_link(Side::Inside, ip("10.7.0.1")),
+            "routed, not connected"
+        );
+        assert!(!r.on_link(Side::Outside, ip("10.6.1.7")));
+        assert!(r.on_link(Side::Outside, ip("203.0.113.1")));
+        assert_eq!(r.broadcast_on(Side::Outside), ip("203.0.113.255"));
     }
 }

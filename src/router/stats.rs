@@ -22,6 +22,9 @@ pub enum DropReason {
     Multicast,
     /// ARP not Ethernet/IPv4 or cut short.
     ArpMalformed,
+    /// ARP from a sender that is not a host of the interface's prefix (or
+    /// claims one of the router's addresses); address probes included.
+    ArpBadSender,
     /// IPv4 header cut short or total length beyond the frame.
     IpTruncated,
     /// Bad version, IHL or total length.
@@ -57,7 +60,7 @@ pub enum DropReason {
     Nat(NatDrop),
 }
 
-const ROUTER_DROPS: [DropReason; 22] = [
+const ROUTER_DROPS: [DropReason; 23] = [
     DropReason::EthTruncated,
     DropReason::Oversize,
     DropReason::Vlan,
@@ -65,6 +68,7 @@ const ROUTER_DROPS: [DropReason; 22] = [
     DropReason::NotForUs,
     DropReason::Multicast,
     DropReason::ArpMalformed,
+    DropReason::ArpBadSender,
     DropReason::IpTruncated,
     DropReason::IpMalformed,
     DropReason::IpBadChecksum,
@@ -111,6 +115,7 @@ impl DropReason {
             DropReason::NotForUs => "not_for_us",
             DropReason::Multicast => "multicast",
             DropReason::ArpMalformed => "arp_malformed",
+            DropReason::ArpBadSender => "arp_bad_sender",
             DropReason::IpTruncated => "ip_truncated",
             DropReason::IpMalformed => "ip_malformed",
             DropReason::IpBadChecksum => "ip_bad_checksum",
@@ -169,6 +174,10 @@ pub struct Counters {
     pub arp_requests_sent: u64,
     /// ICMP messages the router originated (echo replies, time exceeded).
     pub icmp_sent: u64,
+    /// ICMP errors not sent, by `icmp_errors::Suppressed as usize`.
+    pub icmp_errors_suppressed: [u64; 3],
+    /// ARP senders not cached because the interface's cache was full.
+    pub arp_cache_full: u64,
     /// Frames forwarded with a partial TCP/UDP checksum left for the next hop.
     pub offload_partial: u64,
     /// GSO super-frames forwarded as one frame.
@@ -190,6 +199,8 @@ impl Default for Counters {
             arp_replies_sent: 0,
             arp_requests_sent: 0,
             icmp_sent: 0,
+            icmp_errors_suppressed: [0; 3],
+            arp_cache_full: 0,
             offload_partial: 0,
             offload_gso: 0,
             gso_segments: 0,
@@ -220,6 +231,14 @@ impl Counters {
         self.arp_replies_sent += o.arp_replies_sent;
         self.arp_requests_sent += o.arp_requests_sent;
         self.icmp_sent += o.icmp_sent;
+        for (a, b) in self
+            .icmp_errors_suppressed
+            .iter_mut()
+            .zip(o.icmp_errors_suppressed.iter())
+        {
+            *a += b;
+        }
+        self.arp_cache_full += o.arp_cache_full;
         self.offload_partial += o.offload_partial;
         self.offload_gso += o.offload_gso;
         self.gso_segments += o.gso_segments;

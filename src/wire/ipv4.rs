@@ -160,11 +160,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Decrements TTL by one (caller checks it is > 1 first), updating the checksum.
     pub fn decrement_ttl(&mut self) {
-        let old = be16(self.b(), 8);
-        let new = old.wrapping_sub(0x0100);
-        let c = checksum::update16(self.checksum(), old, new);
-        put16(self.bm(), 8, new);
-        put16(self.bm(), 10, c);
+        decrement_ttl(self.bm());
     }
 
     /// Sets TTL and recomputes the header checksum.
@@ -186,6 +182,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let (hl, end) = (self.header_len(), self.end);
         &mut self.bm()[hl..end]
     }
+}
+
+/// Destination address of the header at the start of `buf`, read without
+/// re-validating a datagram the caller already checked (e.g. after the NAT
+/// rewrote it in place); `None` when `buf` is shorter than a header.
+pub fn dst_of(buf: &[u8]) -> Option<Ipv4Addr> {
+    let a: [u8; 4] = buf.get(16..20)?.try_into().ok()?;
+    Some(Ipv4Addr::from(a))
+}
+
+/// Decrements the TTL of the header at the start of `buf` (already checked
+/// by the caller, TTL > 1), updating the checksum incrementally; false when
+/// `buf` is shorter than a header.
+pub fn decrement_ttl(buf: &mut [u8]) -> bool {
+    if buf.len() < MIN_HEADER_LEN {
+        return false;
+    }
+    let old = be16(buf, 8);
+    let new = old.wrapping_sub(0x0100);
+    let c = checksum::update16(be16(buf, 10), old, new);
+    put16(buf, 8, new);
+    put16(buf, 10, c);
+    true
 }
 
 /// High-level representation of an option-less IPv4 header.
