@@ -63,7 +63,7 @@ fn bed_with_responder(ike: &[(&str, i64)]) -> (Bed, u32) {
     bed.start_router("");
     let cfg = responder_config(&bed, ike);
     bed.start_endpoint("responder", "srv", "responder", &cfg, 9781);
-    let pid = daemon_pid(&bed, "srv");
+    let pid = bed.daemon_pid("srv");
     (bed, pid)
 }
 
@@ -140,21 +140,6 @@ fn drive_and_count(bed: &Bed, args: &[&str]) -> (String, String) {
 }
 
 /// The PID of the one `spimux` process in `host`'s namespace.
-fn daemon_pid(bed: &Bed, host: &str) -> u32 {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", &bed.ns_name(host)])
-        .output()
-        .unwrap();
-    let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "spimux")
-        })
-        .collect();
-    assert_eq!(pids.len(), 1, "one spimux in {host}: {pids:?}");
-    pids[0]
-}
 
 /// UDP datagrams `host`'s kernel dropped because a socket buffer was full.
 fn udp_rcvbuf_errors(bed: &Bed, host: &str) -> f64 {
@@ -169,20 +154,10 @@ fn udp_rcvbuf_errors(bed: &Bed, host: &str) -> f64 {
         .unwrap()
 }
 
-/// Resident memory of a process, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// The responder is the same process as at the start, it answers, and it never panicked.
 fn assert_alive(bed: &Bed, pid: u32) {
     assert_eq!(
-        daemon_pid(bed, "srv"),
+        bed.daemon_pid("srv"),
         pid,
         "the responder was not restarted"
     );

@@ -563,3 +563,33 @@ impl Bed {
         );
     }
 }
+
+impl Bed {
+    /// PID of the one `spimux` process in `host`'s namespace.
+    pub fn daemon_pid(&self, host: &str) -> u32 {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.ns_name(host)])
+            .output()
+            .unwrap();
+        let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "spimux")
+            })
+            .collect();
+        assert_eq!(pids.len(), 1, "one spimux in {host}: {pids:?}");
+        pids[0]
+    }
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
