@@ -2,6 +2,7 @@
 //! exposition and HTTP endpoint, per-thread counter slots, and waiting for
 //! SIGINT/SIGTERM.
 
+pub mod http;
 pub mod metrics;
 pub mod stats;
 

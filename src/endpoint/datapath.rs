@@ -145,17 +145,13 @@ fn open_into(
 fn execute(shared: &Shared, outer: &Outer, actions: Vec<Action>) {
     for a in actions {
         match a {
-            Action::Send {
-                packet,
-                to,
-                request,
-            } => {
+            Action::Send { packet, to, kind } => {
                 let r = match to.encap {
                     Encap::Plain => outer.raw.send_to(&packet, *to.addr.ip()),
                     Encap::Udp => outer.udp.send_to(&packet, to.addr),
                     Encap::Tcp => Err(std::io::ErrorKind::Unsupported.into()),
                 };
-                shared.core.mobility.sent(request, r.is_ok());
+                shared.core.mobility.sent(kind, r.is_ok());
             }
             Action::MoveIke {
                 tunnel,

@@ -435,6 +435,40 @@ fn mobility(shared: &Shared, peers: &[Option<super::tunnel::Peer>], f: &mut Fami
             ),
         ],
     );
+    let unproven = |v: fn(&super::tunnel::TxState) -> u64| {
+        shared
+            .core
+            .tunnels
+            .iter()
+            .map(|t| v(&t.tx.lock()))
+            .fold(0u64, u64::saturating_add) as f64
+    };
+    f.counter(
+        "spimux_mobility_unproven_total",
+        "Gateway: registrations that moved a peer to an address not proven yet (moved), \
+         addresses proven by an authenticated packet from them (proven), packets sent to an \
+         unproven address within its budget (sent) and not sent once it was spent (capped).",
+        vec![
+            (vec![("event", "moved")], m.unproven_moves as f64),
+            (vec![("event", "proven")], m.proofs as f64),
+            (vec![("event", "sent")], unproven(|t| t.unproven_sent)),
+            (vec![("event", "capped")], unproven(|t| t.unproven_capped)),
+        ],
+    );
+    f.counter(
+        "spimux_mobility_proofs_sent_total",
+        "Client: ESP dummy packets sent after an accepted registration to prove the new address.",
+        one(m.proofs_tx),
+    );
+    f.counter(
+        "spimux_mobility_dropped_total",
+        "Registration messages dropped by reason (client: a reply not from the gateway's inner \
+         address and port).",
+        vec![(
+            vec![("reason", "reply_source")],
+            m.reply_wrong_source as f64,
+        )],
+    );
     f.counter(
         "spimux_mobility_fallbacks_total",
         "Plain ESP offered on an untranslated path but filtered: stayed on UDP.",

@@ -83,11 +83,10 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
         Role::Responder => "responder",
         Role::Client => "client",
     };
-    // Registration identifications start at the wall clock (µs), so they keep
-    // increasing across restarts of a client.
-    let id_floor = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
+    // Registration identifications start at a random point in the lower
+    // half of the space (not guessable, room to count up); a gateway that saw
+    // higher ones after a restart says so in its `stale` reply.
+    let id_floor = random_id_floor().map_err(|e| config_err("mobility".into(), e))?;
     let gateway = peers.first().and_then(|p| p.remote);
     let mob = registration::Mobility::new(cfg, role, peers.len(), gateway, id_floor);
     if let (Some(gw), Some(t)) = (mob.gateway_outer(), tunnels.first()) {
@@ -127,6 +126,16 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
     })
 }
 
+/// A random first registration identification below 2^62.
+fn random_id_floor() -> Result<u64, &'static str> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| "no system randomness for registration identifications")?;
+    Ok(u64::from_be_bytes(b) >> 2)
+}
+
 /// Validated state, plus the IKE engine and its queue when IKE is used.
 pub struct Prepared {
     /// Shared endpoint state.
@@ -152,7 +161,7 @@ impl crate::daemon::DaemonState for Shared {
 pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
     let prepared = prepare(cfg, role)?;
     let shared = Arc::new(prepared.shared);
-    let metrics = crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
+    let metrics = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
     let o = &cfg.outer;
     let outer = Arc::new(Outer {
         raw: RawEsp::open(o.local, o.rcvbuf).map_err(io_err("raw ESP socket"))?,
@@ -243,7 +252,7 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
     }
     let mut metrics_addr = None;
     if let Some(server) = metrics {
-        metrics_addr = server.server_addr().to_ip();
+        metrics_addr = server.local_addr().ok();
         let s = shared.clone();
         threads.push(spawn(
             "metrics",

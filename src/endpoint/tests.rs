@@ -210,7 +210,7 @@ fn a_cbc_tunnel_carries_packets_both_ways() {
 /// for comes back as `Action`s, which this test carries out itself.
 #[test]
 fn a_registration_round_trip_runs_through_the_cores_without_io() {
-    use super::registration::Action;
+    use super::registration::{Action, SendKind};
     use crate::mobility::client::Path;
     let mut cfg = fixture("client-h1.toml");
     cfg.mobility.enabled = Some(true);
@@ -231,7 +231,7 @@ fn a_registration_round_trip_runs_through_the_cores_without_io() {
             Action::Send {
                 packet,
                 to,
-                request: true,
+                kind: SendKind::Request,
             } => Some((packet.clone(), *to)),
             _ => None,
         })
@@ -262,7 +262,7 @@ fn a_registration_round_trip_runs_through_the_cores_without_io() {
     let [Action::Send {
         packet: reply,
         to: back,
-        request: false,
+        kind: SendKind::Reply,
     }] = replies.as_slice()
     else {
         panic!("one reply, no IKE move for a manually keyed tunnel: {replies:?}");

@@ -160,8 +160,7 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             .open_tx(names[1])
             .map_err(io_err("housekeeping send socket"))?,
     ];
-    let metrics_listener =
-        crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
+    let metrics_listener = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
     let mut external = vec![cfg.outside.address.addr()];
     external.dedup();
     let nat = Nat::new(cfg.nat, cfg.esp, external, rand::random())?;
@@ -199,7 +198,7 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
     );
     let mut metrics_addr = None;
     if let Some(server) = metrics_listener {
-        metrics_addr = server.server_addr().to_ip();
+        metrics_addr = server.local_addr().ok();
         let m_shared = shared.clone();
         threads.push(
             std::thread::Builder::new()
