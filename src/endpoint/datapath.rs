@@ -111,6 +111,8 @@ fn send_sealed(
             Encap::Udp | Encap::Tcp => outer.udp.send_gso(gso, msgs),
         };
         c.gso_trains_tx = gso.trains_sent;
+        c.send_errors = scratch.failures;
+        c.send_errors.add(&gso.failures);
         let sent = r.unwrap_or(0);
         c.outer_tx += sent as u64;
         for _ in sent..want {

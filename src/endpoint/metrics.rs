@@ -18,6 +18,16 @@ fn per_tunnel<'a>(shared: &'a Shared, v: impl Fn(usize) -> u64) -> Vec<Sample<'a
 pub fn render(shared: &Shared) -> String {
     let c = shared.stats.total();
     let mut f = Families::default();
+    f.counter(
+        "spimux_send_errors_total",
+        "Datagrams the kernel refused in batched sends, by reason; the rest of the batch still went \
+         (full: buffer full, the rest of that batch counted too).",
+        crate::io::sys::SendFailure::ALL
+            .iter()
+            .zip(c.send_errors.0)
+            .map(|(k, n)| (vec![("reason", k.label())], n as f64))
+            .collect(),
+    );
     // One lock per tunnel and direction: copy what is needed, then format.
     let tx: Vec<(u64, u64, u64)> = shared
         .core
