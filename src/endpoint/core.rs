@@ -58,7 +58,7 @@ impl Core {
             .and_then(|id| self.tunnels.get(id))
             .ok_or(TunnelDrop::NoTunnel)?;
         let peer = (*t.peer.read()).ok_or(TunnelDrop::PeerUnknown)?;
-        let n = t.seal(inner, out, peer.encap, now)?;
+        let n = t.seal(inner, out, peer.encap, now, super::tunnel::Sealed::Data)?;
         Ok((n, peer))
     }
 

@@ -379,7 +379,13 @@ impl Mobility {
             payload.get(..n).unwrap_or_default(),
         );
         let mut sealed = [0u8; 512];
-        let len = t.seal(&inner, &mut sealed, to.encap, now)?;
+        let len = t.seal(
+            &inner,
+            &mut sealed,
+            to.encap,
+            now,
+            super::tunnel::Sealed::Control,
+        )?;
         Ok(Action::Send {
             packet: sealed.get(..len).ok_or(TunnelDrop::SendFailed)?.to_vec(),
             to,
