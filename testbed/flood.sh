@@ -4,7 +4,7 @@
 # time. Used by tests/e2e_floods.rs (at a moderate rate) and bench/flood.sh
 # (at the generator's full rate).
 #
-# usage: testbed/flood.sh KIND PREFIX COUNT [RATE]
+# usage: testbed/flood.sh KIND PREFIX COUNT [RATE] [MAX_SECONDS]
 #   KIND   esp-spi    spoofed plain ESP "from" the server 198.51.100.69 to the
 #                     public address with random SPIs (from the WAN router)
 #          new-flows  UDP from h1 with a random source port per packet (new flows)
@@ -13,9 +13,12 @@
 #                     random addresses off it
 #          ttl1       UDP from h1 to the server with TTL 1
 #   COUNT  packets to send
-#   RATE   trafgen rate, e.g. 20kpps (default: as fast as trafgen can)
+#   RATE   trafgen rate, e.g. 20000pps ("" or absent: as fast as trafgen can;
+#          trafgen's slow mode is bursty, so this is an average at best)
+#   MAX_SECONDS  stop after this long even if COUNT was not reached
+#          (default: COUNT / 1000 + 30)
 set -euo pipefail
-KIND=${1:?kind} P=${2:?prefix} COUNT=${3:?count} RATE=${4:-}
+KIND=${1:?kind} P=${2:?prefix} COUNT=${3:?count} RATE=${4:-} MAX=${5:-}
 [[ $P =~ ^[a-z0-9]{2,7}$ ]] || { echo "bad prefix $P" >&2; exit 2; }
 [[ $COUNT =~ ^[0-9]+$ ]] || { echo "bad count $COUNT" >&2; exit 2; }
 mac() { ip netns exec "$1" cat "/sys/class/net/$2/address"; }
@@ -68,5 +71,10 @@ CFG
 esac
 args=(--dev "$DEV" --conf "$CFG" --cpus 1 --num "$COUNT" --qdisc-path -q)
 [ -n "$RATE" ] && args+=(--rate "$RATE")
-# Bounded in time too: COUNT packets at no less than 1000 pps, plus slack.
-ip netns exec "$NS" timeout $((COUNT / 1000 + 30)) trafgen "${args[@]}" >/dev/null
+# Bounded in time too.
+MAX=${MAX:-$((COUNT / 1000 + 30))}
+[[ $MAX =~ ^[0-9]+$ ]] || { echo "bad max seconds $MAX" >&2; exit 2; }
+rc=0
+ip netns exec "$NS" timeout --signal=INT "$MAX" trafgen "${args[@]}" >/dev/null || rc=$?
+# 124: stopped at MAX_SECONDS, as asked.
+[ "$rc" = 0 ] || [ "$rc" = 124 ] || exit "$rc"

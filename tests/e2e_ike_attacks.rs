@@ -139,8 +139,6 @@ fn drive_and_count(bed: &Bed, args: &[&str]) -> (String, String) {
     (before, expected)
 }
 
-/// The PID of the one `spimux` process in `host`'s namespace.
-
 /// UDP datagrams `host`'s kernel dropped because a socket buffer was full.
 fn udp_rcvbuf_errors(bed: &Bed, host: &str) -> f64 {
     let snmp = bed.ok(host, &["cat", "/proc/net/snmp"]);

@@ -423,4 +423,182 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
         &["ping", "-c", "3", "-i", "0.1", "-W", "2", GW_INNER],
     );
     assert!(ping.contains(" 0% packet loss"), "{ping}");
+
+    forged_replies_from_other_inner_hosts_are_dropped(&bed, &script);
+    raced_registration_moves_only_the_budget(&mut bed, &script, &gw_spi);
+}
+
+/// Registration replies inside the tunnel from another host behind the
+/// gateway, or from the gateway's address but another port, are dropped by
+/// the client and counted; nothing changes.
+fn forged_replies_from_other_inner_hosts_are_dropped(bed: &Bed, script: &str) {
+    let dropped = "spimux_mobility_dropped_total{reason=\"reply_source\"}";
+    let accepted = "spimux_mobility_registrations_total{result=\"accepted\"}";
+    let (d0, a0) = (sample(bed, "mob", dropped), sample(bed, "mob", accepted));
+    bed.ok("gw", &["ip", "addr", "add", "10.99.0.7/32", "dev", "lo"]);
+    for (src, sport) in [("10.99.0.7", "434"), (GW_INNER, "4343")] {
+        let out = bed.ok(
+            "gw",
+            &[
+                PY,
+                script,
+                "reply",
+                "--src",
+                src,
+                "--sport",
+                sport,
+                "--dst",
+                MOBILE_INNER,
+            ],
+        );
+        assert!(out.contains("\"reply_sent\": true"), "{out}");
+    }
+    let d = bed.wait_endpoint_metric("mob", dropped, d0 + 2.0);
+    println!("forged replies from 10.99.0.7:434 and {GW_INNER}:4343: dropped {d0} → {d}");
+    assert_eq!(d, d0 + 2.0);
+    assert_eq!(sample(bed, "mob", accepted), a0);
+}
+
+/// Polls the gateway's view of the mobile (at most 15 s) until it names `addr`.
+fn wait_gateway_at(bed: &Bed, addr: &str) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        let v = gateway_view(bed);
+        if v.contains(addr) || t0.elapsed() > Duration::from_secs(15) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An attacker on the direct path holds back the mobile's fresh request and
+/// sends it from 203.0.113.1 first: it is authenticated and not a replay, so
+/// the gateway moves — but sends the new address only its budget of data
+/// until that address proves itself, which it never does. Once the path
+/// clears, the mobile's own retransmission (a fresh identification) takes
+/// the tunnel back, proven, and traffic flows again.
+fn raced_registration_moves_only_the_budget(bed: &mut Bed, script: &str, gw_spi: &str) {
+    let p = bed.p.clone();
+    let ev = |e: &str| format!("spimux_mobility_unproven_total{{event=\"{e}\"}}");
+    let acc = "spimux_mobility_registrations_total{result=\"accepted\"}";
+    // Start from the NAT path; the attacker sits on the direct network.
+    let a0 = sample(bed, "mob", acc);
+    bed.topology(&["move", "nat"]);
+    bed.wait_endpoint_metric("mob", acc, a0 + 1.0);
+    wait_encap(bed, "udp");
+    assert!(wait_gateway_at(bed, "203.0.113.66:").contains("203.0.113.66:"));
+    let block = format!(
+        "nft add table inet {p}race && nft add chain inet {p}race f '{{ type filter hook input priority filter; }}' \
+         && nft add rule inet {p}race f ip saddr 203.0.113.10 drop"
+    );
+    // Dropped on the gateway's input, after the capture there saw it.
+    bed.ok("gw", &["sh", "-c", &block]);
+    let mut cap = bed.capture("gw", &format!("{p}g"), "udp port 4500", None, "race.pcap");
+    std::thread::sleep(Duration::from_millis(300));
+    let g = |s: &str| sample(bed, "gw", s);
+    let (moved0, capped0, sent0, proven0) = (
+        g(&ev("moved")),
+        g(&ev("capped")),
+        g(&ev("sent")),
+        g(&ev("proven")),
+    );
+    let rreq = "spimux_mobility_messages_total{type=\"rreq\",direction=\"tx\"}";
+    let r0 = sample(bed, "mob", rreq);
+    bed.topology(&["move", "direct"]);
+    // The request and its first retransmissions leave and are held back
+    // (long enough for a freshly started tcpdump to have seen them).
+    std::thread::sleep(Duration::from_millis(1500));
+    println!(
+        "requests sent while held back: {}",
+        sample(bed, "mob", rreq) - r0
+    );
+    terminate(&mut cap);
+    let pcap = bed.dir.join("race.pcap");
+    let out = bed.ok(
+        "core",
+        &[
+            PY,
+            script,
+            "replay",
+            "--spi",
+            gw_spi,
+            "--src",
+            "203.0.113.1",
+            "--dst",
+            "198.51.100.69",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    println!("raced registration: {}", out.trim());
+    assert!(out.contains("\"replayed\": true"), "{out}\n{}", {
+        let o = bed.run("core", &["tcpdump", "-nvr", pcap.to_str().unwrap()]);
+        format!(
+            "{}{}\nmob: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            bed.endpoint_metrics("mob")
+                .lines()
+                .filter(|l| l.starts_with("spimux_mobility_messages"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    });
+    let moved = bed.wait_endpoint_metric("gw", &ev("moved"), moved0 + 1.0);
+    assert_eq!(
+        moved,
+        moved0 + 1.0,
+        "the fresh request moved the peer, unproven"
+    );
+    let view = gateway_view(bed);
+    assert!(view.contains("203.0.113.1:4500"), "{view}");
+    // Downlink toward the unproven address: the budget, then nothing.
+    let _ = bed.run(
+        "gw",
+        &[
+            "ping",
+            "-c",
+            "300",
+            "-i",
+            "0.002",
+            "-W",
+            "1",
+            "-q",
+            MOBILE_INNER,
+        ],
+    );
+    let (capped, sent) = (g(&ev("capped")), g(&ev("sent")));
+    println!(
+        "toward 203.0.113.1: sent {} (budget 128), capped {}",
+        sent - sent0,
+        capped - capped0
+    );
+    assert!(
+        sent - sent0 <= 128.0,
+        "no more than the budget: {}",
+        sent - sent0
+    );
+    assert!(capped > capped0, "the rest was capped");
+    assert_eq!(
+        g(&ev("proven")),
+        proven0,
+        "nothing proved the attacker's address"
+    );
+    // The path clears: the mobile's next retransmission wins, and proves itself.
+    bed.ok(
+        "gw",
+        &["nft", "delete", "table", "inet", &format!("{p}race")],
+    );
+    let view = wait_gateway_at(bed, "203.0.113.10:");
+    assert!(
+        view.contains("203.0.113.10:"),
+        "the mobile took its tunnel back: {view}"
+    );
+    let proven = bed.wait_endpoint_metric("gw", &ev("proven"), proven0 + 1.0);
+    assert!(proven > proven0, "the mobile's address was proven");
+    let ping = bed.ok(
+        "mob",
+        &["ping", "-c", "3", "-i", "0.1", "-W", "2", GW_INNER],
+    );
+    assert!(ping.contains(" 0% packet loss"), "{ping}");
 }

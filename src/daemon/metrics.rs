@@ -1,10 +1,12 @@
 //! Prometheus text exposition and the `GET /metrics` endpoint.
 
+pub use super::http::{Limits, Server};
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 use prometheus::{Encoder, TextEncoder};
-use std::sync::atomic::{AtomicBool, Ordering};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Label pairs and value of one sample.
@@ -120,34 +122,110 @@ pub fn build_info(f: &mut Families, label: (&str, &str)) {
     );
 }
 
-/// Binds the metrics listener; `Ok(None)` when `listen` is empty (disabled).
-pub fn bind(listen: &str) -> std::io::Result<Option<tiny_http::Server>> {
-    if listen.is_empty() {
-        return Ok(None);
-    }
-    tiny_http::Server::http(listen)
-        .map(Some)
-        .map_err(|e| std::io::Error::other(format!("metrics.listen {listen}: {e}")))
+/// A daemon's default metrics port on 127.0.0.1.
+pub trait DefaultPort {
+    /// The port.
+    const PORT: u16;
 }
 
-/// Serves `/metrics` with `render` until `shutdown` is set.
-pub fn serve(server: tiny_http::Server, shutdown: &AtomicBool, render: impl Fn() -> String) {
-    let ctype =
-        tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..]).ok();
-    while !shutdown.load(Ordering::Relaxed) {
-        let req = match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(r)) => r,
-            Ok(None) | Err(_) => continue,
-        };
-        let resp = if req.url() == "/metrics" && *req.method() == tiny_http::Method::Get {
-            let mut r = tiny_http::Response::from_string(render());
-            if let Some(h) = ctype.clone() {
-                r.add_header(h);
-            }
-            r
-        } else {
-            tiny_http::Response::from_string("spimux: try /metrics\n").with_status_code(404)
-        };
-        let _ = req.respond(resp);
+/// The `[metrics]` section of every daemon's configuration; `P` names the
+/// daemon's default port.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, bound = "")]
+pub struct MetricsConfig<P: DefaultPort> {
+    /// Listen address for `GET /metrics`; empty disables the endpoint.
+    pub listen: String,
+    /// Open connections at most (1..=65536); a new one evicts the oldest.
+    pub max_connections: usize,
+    /// Per connection, from accept to the end of the answer, ms (1..=3600000).
+    pub timeout_ms: u64,
+    /// Largest request head, bytes (256..=1048576).
+    pub max_request_bytes: usize,
+    #[serde(skip)]
+    port: std::marker::PhantomData<P>,
+}
+
+impl<P: DefaultPort> Default for MetricsConfig<P> {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: format!("127.0.0.1:{}", P::PORT),
+            max_connections: 64,
+            timeout_ms: 5000,
+            max_request_bytes: 8192,
+            port: std::marker::PhantomData,
+        }
     }
+}
+
+impl<P: DefaultPort> Clone for MetricsConfig<P> {
+    fn clone(&self) -> Self {
+        MetricsConfig {
+            listen: self.listen.clone(),
+            port: std::marker::PhantomData,
+            ..*self
+        }
+    }
+}
+
+impl<P: DefaultPort> PartialEq for MetricsConfig<P> {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            &self.listen,
+            self.max_connections,
+            self.timeout_ms,
+            self.max_request_bytes,
+        ) == (
+            &o.listen,
+            o.max_connections,
+            o.timeout_ms,
+            o.max_request_bytes,
+        )
+    }
+}
+
+impl<P: DefaultPort> Eq for MetricsConfig<P> {}
+
+impl<P: DefaultPort> MetricsConfig<P> {
+    /// Checks every field; the error names it (`metrics.timeout_ms`) and says why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.listen.is_empty() {
+            self.listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| ("metrics.listen", e.to_string()))?;
+        }
+        if !(1..=65536).contains(&self.max_connections) {
+            return Err(("metrics.max_connections", "must be 1..=65536".into()));
+        }
+        if !(1..=3_600_000).contains(&self.timeout_ms) {
+            return Err(("metrics.timeout_ms", "must be 1..=3600000".into()));
+        }
+        if !(256..=1 << 20).contains(&self.max_request_bytes) {
+            return Err(("metrics.max_request_bytes", "must be 256..=1048576".into()));
+        }
+        Ok(())
+    }
+
+    /// The server's limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+}
+
+/// Binds the metrics listener; `Ok(None)` when `listen` is empty (disabled).
+pub fn bind<P: DefaultPort>(cfg: &MetricsConfig<P>) -> std::io::Result<Option<Server>> {
+    if cfg.listen.is_empty() {
+        return Ok(None);
+    }
+    Server::bind(&cfg.listen, cfg.limits())
+        .map(Some)
+        .map_err(|e| std::io::Error::other(format!("metrics.listen {}: {e}", cfg.listen)))
+}
+
+/// Serves `/metrics` with `render` until `shutdown` is set (see [`Server`]).
+pub fn serve(server: Server, shutdown: &AtomicBool, render: impl Fn() -> String) {
+    server.serve(shutdown, render);
 }

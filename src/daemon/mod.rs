@@ -2,6 +2,7 @@
 //! exposition and HTTP endpoint, per-thread counter slots, and waiting for
 //! SIGINT/SIGTERM.
 
+pub mod http;
 pub mod metrics;
 pub mod stats;
 
@@ -44,6 +45,56 @@ pub trait DaemonState: Send + Sync + 'static {
     fn shutdown_flag(&self) -> &AtomicBool;
 }
 
+/// The threads of a daemon being started. If start-up fails halfway (an
+/// early return before [`Starting::finish`]), dropping this stops and joins
+/// every thread already running, so their sockets and devices close and
+/// nothing is left half-started.
+pub struct Starting<S: DaemonState> {
+    shared: Arc<S>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl<S: DaemonState> Starting<S> {
+    /// No threads yet.
+    pub fn new(shared: Arc<S>) -> Self {
+        Starting {
+            shared,
+            threads: Vec::new(),
+        }
+    }
+
+    /// Starts thread `spimux-NAME` running `f`.
+    pub fn spawn(&mut self, name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let t = std::thread::Builder::new()
+            .name(format!("spimux-{name}"))
+            .spawn(f)?;
+        self.threads.push(t);
+        Ok(())
+    }
+
+    /// Start-up succeeded: the running daemon.
+    pub fn finish(mut self, metrics_addr: Option<std::net::SocketAddr>) -> Running<S> {
+        Running {
+            shared: self.shared.clone(),
+            threads: std::mem::take(&mut self.threads),
+            metrics_addr,
+        }
+    }
+}
+
+impl<S: DaemonState> Drop for Starting<S> {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.shared.shutdown_flag().store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        tracing::info!("start-up failed: the threads already started were stopped");
+    }
+}
+
 /// A started daemon; dropping it does not stop it, call `stop`.
 pub struct Running<S> {
     /// Shared state (for metrics and tests).
@@ -53,6 +104,9 @@ pub struct Running<S> {
     /// Bound metrics address, when enabled.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
+
+#[cfg(test)]
+mod tests;
 
 impl<S: DaemonState> Running<S> {
     /// Requests shutdown, joins every thread and hands back the state.

@@ -62,7 +62,7 @@ impl Core {
         }
         t.rx.lock().sas.push(rx);
         let encap = if c.udp { Encap::Udp } else { Encap::Plain };
-        *t.peer.write() = Some(Peer::new(c.remote, encap));
+        t.set_peer_by_ike(Peer::new(c.remote, encap));
         t.keepalive.store(c.keepalive, Ordering::Relaxed);
         t.ike_derived.store(c.derived, Ordering::Relaxed);
         {
@@ -115,7 +115,7 @@ impl Core {
     pub fn peer_moved_by_ike(&self, i: usize, remote: SocketAddrV4, udp: bool) {
         if let Some(t) = self.tunnels.get(i) {
             let encap = if udp { Encap::Udp } else { Encap::Plain };
-            *t.peer.write() = Some(Peer::new(remote, encap));
+            t.set_peer_by_ike(Peer::new(remote, encap));
             tracing::info!(peer = %t.name, %remote, "peer moved (IKE)");
         }
     }

@@ -75,20 +75,15 @@ impl Default for OuterConfig {
     }
 }
 
-/// Metrics endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Listen address for `GET /metrics`; empty disables.
-    pub listen: String,
-}
+/// Metrics endpoint (`[metrics]`): listen address and connection limits.
+pub type MetricsConfig = crate::daemon::metrics::MetricsConfig<EndpointPort>;
 
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            listen: format!("127.0.0.1:{DEFAULT_METRICS_PORT}"),
-        }
-    }
+/// Marks the default metrics port of this daemon.
+#[derive(Debug)]
+pub struct EndpointPort;
+
+impl crate::daemon::metrics::DefaultPort for EndpointPort {
+    const PORT: u16 = DEFAULT_METRICS_PORT;
 }
 
 /// Mobility (registration requests and replies inside the tunnel, docs/MOBILITY.md).
@@ -112,7 +107,15 @@ pub struct MobilityConfig {
     pub max_rto_ms: u64,
     /// Client: shortest wait for the plain-ESP reply after the UDP reply, ms.
     pub probe_wait_ms: u64,
+    /// Responder: packets sent to an address a registration moved a peer to,
+    /// before an authenticated packet from that address proves it.
+    pub unproven_packets: u32,
+    /// Responder: bytes (sealed ESP) sent to such an unproven address.
+    pub unproven_bytes: u64,
 }
+
+/// Largest retransmission timeout or probe wait accepted, ms (one hour).
+pub const MAX_TIMER_MS: u64 = 3_600_000;
 
 impl Default for MobilityConfig {
     fn default() -> Self {
@@ -125,6 +128,8 @@ impl Default for MobilityConfig {
             initial_rto_ms: 200,
             max_rto_ms: 3200,
             probe_wait_ms: 50,
+            unproven_packets: 128,
+            unproven_bytes: 256 * 1024,
         }
     }
 }
@@ -160,6 +165,22 @@ impl MobilityConfig {
                     "mobility.initial_rto_ms",
                     "must be at least 1 and not above max_rto_ms",
                 ));
+            }
+            for (field, v) in [
+                ("mobility.max_rto_ms", self.max_rto_ms),
+                ("mobility.probe_wait_ms", self.probe_wait_ms),
+            ] {
+                if v > MAX_TIMER_MS {
+                    return Err(err(field, format!("must be at most {MAX_TIMER_MS}")));
+                }
+            }
+        }
+        if role == Role::Responder {
+            if self.unproven_packets > 1_000_000 {
+                return Err(err("mobility.unproven_packets", "must be at most 1000000"));
+            }
+            if self.unproven_bytes > 1 << 30 {
+                return Err(err("mobility.unproven_bytes", "must be at most 1073741824"));
             }
         }
         Ok(())
@@ -460,6 +481,10 @@ impl EndpointConfig {
             .validate()
             .map_err(|e| err("spi_layout", e.to_string()))?;
         self.mobility.validate(role, t)?;
+        self.metrics.validate().map_err(|(f, why)| err(f, why))?;
+        if self.outer.rcvbuf > 1 << 30 {
+            return Err(err("outer.rcvbuf", "must be at most 1073741824"));
+        }
         match (role, self.peers.len()) {
             (_, 0) => return Err(err("peers", "at least one [[peers]] entry is needed")),
             (Role::Client, n) if n > 1 => {
@@ -507,6 +532,9 @@ impl EndpointConfig {
             }
             if !(64..=4096).contains(&p.replay_window) {
                 return Err(err(f("replay_window"), "must be 64..=4096"));
+            }
+            if p.keepalive_secs > 86_400 {
+                return Err(err(f("keepalive_secs"), "must be at most 86400"));
             }
             let remote = p
                 .remote

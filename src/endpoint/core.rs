@@ -58,7 +58,7 @@ impl Core {
             .and_then(|id| self.tunnels.get(id))
             .ok_or(TunnelDrop::NoTunnel)?;
         let peer = (*t.peer.read()).ok_or(TunnelDrop::PeerUnknown)?;
-        let n = t.seal(inner, out, peer.encap, now)?;
+        let n = t.seal(inner, out, peer.encap, now, super::tunnel::Sealed::Data)?;
         Ok((n, peer))
     }
 
@@ -84,7 +84,15 @@ impl Core {
             .by_spi(spi)
             .and_then(|id| Some((id, self.tunnels.get(id)?)))
             .ok_or(TunnelDrop::UnknownSpi)?;
-        let len = t.open(spi, esp_pkt, out)?;
+        let opened = t.open(spi, esp_pkt, out);
+        // Any authenticated, non-replayed packet (a dummy one too) from the
+        // address a registration moved the peer to proves that address.
+        if matches!(opened, Ok(_) | Err(TunnelDrop::Dummy))
+            && t.authenticated_from(*arrival.from.ip())
+        {
+            self.mobility.proved(t);
+        }
+        let len = opened?;
         let control = self.mobility.is_control(out.get(..len).unwrap_or_default());
         // Where the peer is now is a registration's decision, not this packet's.
         if !control {

@@ -67,45 +67,58 @@ pub fn tun_loop(shared: Arc<Shared>, tun: Arc<Tun>, outer: Arc<Outer>) {
         if tun.recv_segments(&mut rx, POLL_MS)? == 0 {
             return Ok(false);
         }
-        sealed.clear();
-        let mut slots = arena.chunks_mut(SEALED);
-        for pkt in rx.iter() {
-            c.tun_rx += 1;
-            let Some(slot) = slots.next() else {
-                c.drop(TunnelDrop::SendFailed);
-                continue;
-            };
-            match shared.core.seal(pkt, slot, now) {
-                Ok((n, peer)) => sealed.push((sealed.len(), n, peer)),
-                Err(d) => c.drop(d),
+        // A super-packet may hold more segments than the arena: a batch at a time.
+        let mut segments = rx.iter().peekable();
+        while segments.peek().is_some() {
+            sealed.clear();
+            for (slot, pkt) in arena.chunks_mut(SEALED).zip(segments.by_ref()) {
+                c.tun_rx += 1;
+                match shared.core.seal(pkt, slot, now) {
+                    Ok((n, peer)) => sealed.push((sealed.len(), n, peer)),
+                    Err(d) => c.drop(d),
+                }
             }
-        }
-        drop(slots);
-        for encap in [Encap::Plain, Encap::Udp] {
-            let want = sealed.iter().filter(|(_, _, p)| p.encap == encap).count();
-            if want == 0 {
-                continue;
-            }
-            let msgs = sealed
-                .iter()
-                .filter(|(_, _, p)| p.encap == encap)
-                .filter_map(|(i, n, p)| {
-                    let start = i * SEALED;
-                    arena.get(start..start + n).map(|b| (b, p.addr))
-                });
-            let r = match encap {
-                Encap::Plain => outer.raw.send_batch(&mut scratch, msgs),
-                Encap::Udp | Encap::Tcp => outer.udp.send_gso(&mut gso, msgs),
-            };
-            c.gso_trains_tx = gso.trains_sent;
-            let sent = r.unwrap_or(0);
-            c.outer_tx += sent as u64;
-            for _ in sent..want {
-                c.drop(TunnelDrop::SendFailed);
-            }
+            send_sealed(&outer, &arena, &sealed, &mut scratch, &mut gso, c);
         }
         Ok(true)
     });
+}
+
+/// Sends one batch of sealed packets, one `sendmmsg` per socket; counts
+/// what the kernel refused, by reason.
+fn send_sealed(
+    outer: &Outer,
+    arena: &[u8],
+    sealed: &[(usize, usize, Peer)],
+    scratch: &mut SendScratch,
+    gso: &mut GsoTx,
+    c: &mut Counters,
+) {
+    for encap in [Encap::Plain, Encap::Udp] {
+        let want = sealed.iter().filter(|(_, _, p)| p.encap == encap).count();
+        if want == 0 {
+            continue;
+        }
+        let msgs = sealed
+            .iter()
+            .filter(|(_, _, p)| p.encap == encap)
+            .filter_map(|(i, n, p)| {
+                let start = i * SEALED;
+                arena.get(start..start + n).map(|b| (b, p.addr))
+            });
+        let r = match encap {
+            Encap::Plain => outer.raw.send_batch(scratch, msgs),
+            Encap::Udp | Encap::Tcp => outer.udp.send_gso(gso, msgs),
+        };
+        c.gso_trains_tx = gso.trains_sent;
+        c.send_errors = scratch.failures;
+        c.send_errors.add(&gso.failures);
+        let sent = r.unwrap_or(0);
+        c.outer_tx += sent as u64;
+        for _ in sent..want {
+            c.drop(TunnelDrop::SendFailed);
+        }
+    }
 }
 
 /// Opens one received ESP packet: data is queued for the TUN device,
@@ -145,17 +158,13 @@ fn open_into(
 fn execute(shared: &Shared, outer: &Outer, actions: Vec<Action>) {
     for a in actions {
         match a {
-            Action::Send {
-                packet,
-                to,
-                request,
-            } => {
+            Action::Send { packet, to, kind } => {
                 let r = match to.encap {
                     Encap::Plain => outer.raw.send_to(&packet, *to.addr.ip()),
                     Encap::Udp => outer.udp.send_to(&packet, to.addr),
                     Encap::Tcp => Err(std::io::ErrorKind::Unsupported.into()),
                 };
-                shared.core.mobility.sent(request, r.is_ok());
+                shared.core.mobility.sent(kind, r.is_ok());
             }
             Action::MoveIke {
                 tunnel,

@@ -18,6 +18,16 @@ fn per_tunnel<'a>(shared: &'a Shared, v: impl Fn(usize) -> u64) -> Vec<Sample<'a
 pub fn render(shared: &Shared) -> String {
     let c = shared.stats.total();
     let mut f = Families::default();
+    f.counter(
+        "spimux_send_errors_total",
+        "Datagrams the kernel refused in batched sends, by reason; the rest of the batch still went \
+         (full: buffer full, the rest of that batch counted too).",
+        crate::io::sys::SendFailure::ALL
+            .iter()
+            .zip(c.send_errors.0)
+            .map(|(k, n)| (vec![("reason", k.label())], n as f64))
+            .collect(),
+    );
     // One lock per tunnel and direction: copy what is needed, then format.
     let tx: Vec<(u64, u64, u64)> = shared
         .core
@@ -434,6 +444,40 @@ fn mobility(shared: &Shared, peers: &[Option<super::tunnel::Peer>], f: &mut Fami
                 m.rrep_rx as f64,
             ),
         ],
+    );
+    let unproven = |v: fn(&super::tunnel::TxState) -> u64| {
+        shared
+            .core
+            .tunnels
+            .iter()
+            .map(|t| v(&t.tx.lock()))
+            .fold(0u64, u64::saturating_add) as f64
+    };
+    f.counter(
+        "spimux_mobility_unproven_total",
+        "Gateway: registrations that moved a peer to an address not proven yet (moved), \
+         addresses proven by an authenticated packet from them (proven), packets sent to an \
+         unproven address within its budget (sent) and not sent once it was spent (capped).",
+        vec![
+            (vec![("event", "moved")], m.unproven_moves as f64),
+            (vec![("event", "proven")], m.proofs as f64),
+            (vec![("event", "sent")], unproven(|t| t.unproven_sent)),
+            (vec![("event", "capped")], unproven(|t| t.unproven_capped)),
+        ],
+    );
+    f.counter(
+        "spimux_mobility_proofs_sent_total",
+        "Client: ESP dummy packets sent after an accepted registration to prove the new address.",
+        one(m.proofs_tx),
+    );
+    f.counter(
+        "spimux_mobility_dropped_total",
+        "Registration messages dropped by reason (client: a reply not from the gateway's inner \
+         address and port).",
+        vec![(
+            vec![("reason", "reply_source")],
+            m.reply_wrong_source as f64,
+        )],
     );
     f.counter(
         "spimux_mobility_fallbacks_total",

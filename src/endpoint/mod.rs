@@ -83,11 +83,10 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
         Role::Responder => "responder",
         Role::Client => "client",
     };
-    // Registration identifications start at the wall clock (µs), so they keep
-    // increasing across restarts of a client.
-    let id_floor = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
+    // Registration identifications start at a random point in the lower
+    // half of the space (not guessable, room to count up); a gateway that saw
+    // higher ones after a restart says so in its `stale` reply.
+    let id_floor = random_id_floor().map_err(|e| config_err("mobility".into(), e))?;
     let gateway = peers.first().and_then(|p| p.remote);
     let mob = registration::Mobility::new(cfg, role, peers.len(), gateway, id_floor);
     if let (Some(gw), Some(t)) = (mob.gateway_outer(), tunnels.first()) {
@@ -127,6 +126,16 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
     })
 }
 
+/// A random first registration identification below 2^62.
+fn random_id_floor() -> Result<u64, &'static str> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| "no system randomness for registration identifications")?;
+    Ok(u64::from_be_bytes(b) >> 2)
+}
+
 /// Validated state, plus the IKE engine and its queue when IKE is used.
 pub struct Prepared {
     /// Shared endpoint state.
@@ -152,7 +161,7 @@ impl crate::daemon::DaemonState for Shared {
 pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
     let prepared = prepare(cfg, role)?;
     let shared = Arc::new(prepared.shared);
-    let metrics = crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
+    let metrics = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
     let o = &cfg.outer;
     let outer = Arc::new(Outer {
         raw: RawEsp::open(o.local, o.rcvbuf).map_err(io_err("raw ESP socket"))?,
@@ -194,24 +203,24 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
                 .map_err(io_err(format!("route peers[{i}].inner {net}")))?;
         }
     }
-    let mut threads = Vec::new();
-    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(format!("spimux-{name}"))
-            .spawn(f)
+    // From here on a failure stops and joins the threads already started.
+    let mut threads = crate::daemon::Starting::new(shared.clone());
+    let mut spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        threads
+            .spawn(name, f)
             .map_err(io_err(format!("spawn {name}")))
     };
     let (s, t, o) = (shared.clone(), tun.clone(), outer.clone());
-    threads.push(spawn("tun", Box::new(move || datapath::tun_loop(s, t, o)))?);
+    spawn("tun", Box::new(move || datapath::tun_loop(s, t, o)))?;
     let (s, t, o) = (shared.clone(), tun.clone(), outer.clone());
-    threads.push(spawn("esp", Box::new(move || datapath::esp_loop(s, t, o)))?);
+    spawn("esp", Box::new(move || datapath::esp_loop(s, t, o)))?;
     let (s, t, o) = (shared.clone(), tun.clone(), outer.clone());
-    threads.push(spawn("udp", Box::new(move || datapath::udp_loop(s, t, o)))?);
+    spawn("udp", Box::new(move || datapath::udp_loop(s, t, o)))?;
     let (s, o) = (shared.clone(), outer.clone());
-    threads.push(spawn(
+    spawn(
         "keepalive",
         Box::new(move || datapath::keepalive_loop(s, o)),
-    )?);
+    )?;
     if let (Some((mut engine, rx)), Some(sock)) = (prepared.ike, ike_sock) {
         // A client starts its tunnels; our address toward the gateway feeds NAT detection.
         for (p, pol) in engine.policies().to_vec().iter().enumerate() {
@@ -224,33 +233,30 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         }
         let (s, k) = (shared.clone(), sock.clone());
         let port = cfg.ike.port;
-        threads.push(spawn(
-            "ike-port",
-            Box::new(move || keying::port_loop(s, k, port)),
-        )?);
+        spawn("ike-port", Box::new(move || keying::port_loop(s, k, port)))?;
         let (s, o) = (shared.clone(), outer.clone());
-        threads.push(spawn(
+        spawn(
             "ike",
             Box::new(move || keying::ike_loop(s, o, sock, engine, rx, key_log)),
-        )?);
+        )?;
     }
     if let Some((gw, w)) = watch {
         let (s, o) = (shared.clone(), outer.clone());
-        threads.push(spawn(
+        spawn(
             "mobility",
             Box::new(move || datapath::route_loop(&s, &o, gw, w)),
-        )?);
+        )?;
     }
     let mut metrics_addr = None;
     if let Some(server) = metrics {
-        metrics_addr = server.server_addr().to_ip();
+        metrics_addr = server.local_addr().ok();
         let s = shared.clone();
-        threads.push(spawn(
+        spawn(
             "metrics",
             Box::new(move || {
                 crate::daemon::metrics::serve(server, &s.shutdown, || metrics::render(&s))
             }),
-        )?);
+        )?;
     }
     for t in &shared.core.tunnels {
         tracing::info!(
@@ -267,11 +273,7 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
         tunnels = shared.core.tunnels.len(),
         "endpoint started"
     );
-    Ok(Running {
-        shared,
-        threads,
-        metrics_addr,
-    })
+    Ok(threads.finish(metrics_addr))
 }
 
 /// Our source address toward `remote` (the kernel's route choice; nothing is sent).

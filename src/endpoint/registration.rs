@@ -10,6 +10,7 @@ use crate::esp::encap::KeepaliveTimer;
 use crate::esp::tunnel::TunnelDrop;
 use crate::mobility::client::{Client, ClientConfig, Event, Path};
 use crate::mobility::gateway::{self, Outcome, Policy, Registration};
+use crate::mobility::proof::Budget;
 use crate::mobility::{Message, NatKind, OuterHeader, Rreq};
 use crate::wire::{build, ipv4, udp};
 use parking_lot::Mutex;
@@ -49,6 +50,14 @@ pub struct MobilityStats {
     pub handover_sum: f64,
     /// Registration messages the kernel refused to send.
     pub send_failures: u64,
+    /// Gateway: moves to an address not proven yet (the downlink budget applies).
+    pub unproven_moves: u64,
+    /// Gateway: unproven addresses proven by an authenticated packet from them.
+    pub proofs: u64,
+    /// Client: proof packets (ESP dummy packets) sent after an accepted reply.
+    pub proofs_tx: u64,
+    /// Client: replies not from the gateway's inner address and port.
+    pub reply_wrong_source: u64,
     /// Client: wall-clock time (Unix seconds) the last route change was seen.
     pub last_change_unix: f64,
     /// Client: wall-clock time (Unix seconds) the last registration was accepted.
@@ -114,8 +123,22 @@ pub struct Mobility {
     pub port: u16,
     /// Role-specific state.
     pub agent: Agent,
+    /// Gateway: what may go to an address a registration moved a peer to
+    /// before the peer proves it.
+    pub budget: Budget,
     /// Counters.
     pub stats: Mutex<MobilityStats>,
+}
+
+/// What a registration packet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendKind {
+    /// Registration request (client).
+    Request,
+    /// Registration reply (gateway).
+    Reply,
+    /// ESP dummy packet proving the client's new address (client).
+    Proof,
 }
 
 /// Something the endpoint has to do for a registration.
@@ -128,8 +151,8 @@ pub enum Action {
         packet: Vec<u8>,
         /// Where and how.
         to: Peer,
-        /// Request (client) or reply (gateway).
-        request: bool,
+        /// What it is (for the counters).
+        kind: SendKind,
     },
     /// The tunnel's peer moved: move its IKE SA too.
     MoveIke {
@@ -186,6 +209,10 @@ impl Mobility {
             inner,
             port: m.port,
             agent,
+            budget: Budget {
+                packets: m.unproven_packets,
+                bytes: m.unproven_bytes,
+            },
             stats: Mutex::default(),
         }
     }
@@ -225,7 +252,20 @@ impl Mobility {
                 let t = tunnels.get(tunnel).ok_or(TunnelDrop::ControlMalformed)?;
                 self.gateway_request(t, tunnel, reg, &req, ip.src(), arrival, *policy, now, out)
             }
-            (Agent::Client { core, .. }, Message::Rrep(rrep)) => {
+            (
+                Agent::Client {
+                    core,
+                    gateway_inner,
+                    ..
+                },
+                Message::Rrep(rrep),
+            ) => {
+                // Only the gateway answers registrations: a reply from another
+                // inner host (any peer of the gateway can route one to us) is dropped.
+                if ip.src() != *gateway_inner || u.src_port() != self.port {
+                    self.stats.lock().reply_wrong_source += 1;
+                    return Err(TunnelDrop::ControlMalformed);
+                }
                 self.stats.lock().rrep_rx += 1;
                 let mut events = Vec::new();
                 core.lock().on_reply(now, &rrep, arrival.encap, &mut events);
@@ -256,20 +296,31 @@ impl Mobility {
             sport: arrival.from.port(),
             dport: arrival.to_port,
         };
-        let d = gateway::check(
-            &mut reg.lock(),
-            req,
-            observed,
-            inner_src,
-            |a| t.allowed.allows(a),
-            policy,
-        );
-        // Move first: server→client traffic follows the moment the request is in.
+        // A configured peer address is the operator's: never moved.
+        let d = if t.static_peer {
+            gateway::refuse_static(req, observed)
+        } else {
+            gateway::check(
+                &mut reg.lock(),
+                req,
+                observed,
+                inner_src,
+                |a| t.allowed.allows(a),
+                policy,
+            )
+        };
+        // Move first: server→client traffic follows the moment the request is in,
+        // within the budget until the new address is proven (docs/MOBILITY.md).
         // Only what this endpoint carries (RFC 8229 TCP is not implemented).
         if let Some(m) = d.moved.filter(|m| m.encap != Encap::Tcp) {
             let encap = m.encap;
             let new = Peer::new(SocketAddrV4::new(m.addr, m.port), encap);
             let old = t.peer.write().replace(new);
+            if t.moved_unproven(old.map(|p| *p.addr.ip()), m.addr, self.budget)
+                && old.map(|p| *p.addr.ip()) != Some(m.addr)
+            {
+                self.stats.lock().unproven_moves += 1;
+            }
             if old != Some(new) {
                 tracing::info!(peer = %t.name, from = ?old.map(|p| p.addr), to = %new.addr,
                     encap = encap.label(), nat = d.nat.label(), "peer moved by registration");
@@ -328,21 +379,58 @@ impl Mobility {
             payload.get(..n).unwrap_or_default(),
         );
         let mut sealed = [0u8; 512];
-        let len = t.seal(&inner, &mut sealed, to.encap, now)?;
+        let len = t.seal(
+            &inner,
+            &mut sealed,
+            to.encap,
+            now,
+            super::tunnel::Sealed::Control,
+        )?;
         Ok(Action::Send {
             packet: sealed.get(..len).ok_or(TunnelDrop::SendFailed)?.to_vec(),
             to,
-            request: matches!(msg, Message::Rreq(_)),
+            kind: match msg {
+                Message::Rreq(_) => SendKind::Request,
+                Message::Rrep(_) => SendKind::Reply,
+            },
         })
     }
 
     /// Counts a registration message the daemon sent (or failed to send).
-    pub fn sent(&self, request: bool, ok: bool) {
+    pub fn sent(&self, kind: SendKind, ok: bool) {
         let mut s = self.stats.lock();
-        match (request, ok) {
-            (true, true) => s.rreq_tx += 1,
-            (false, true) => s.rrep_tx += 1,
+        match (kind, ok) {
+            (SendKind::Request, true) => s.rreq_tx += 1,
+            (SendKind::Reply, true) => s.rrep_tx += 1,
+            (SendKind::Proof, true) => s.proofs_tx += 1,
             (_, false) => s.send_failures += 1,
+        }
+    }
+
+    /// Gateway: an authenticated packet proved the address a registration
+    /// moved `t`'s peer to.
+    pub fn proved(&self, t: &Tunnel) {
+        self.stats.lock().proofs += 1;
+        tracing::info!(peer = %t.name, "new peer address proven");
+    }
+
+    /// Client: an ESP dummy packet to the gateway over the current data
+    /// encapsulation; a gateway treats any authenticated packet from an
+    /// address as proof of it.
+    fn proof(&self, t: &Tunnel, now: u64) -> Option<Action> {
+        let to = (*t.peer.read())?;
+        let mut sealed = [0u8; 256];
+        match t.seal_dummy(&mut sealed, to.encap, now) {
+            Ok(n) => Some(Action::Send {
+                packet: sealed.get(..n)?.to_vec(),
+                to,
+                kind: SendKind::Proof,
+            }),
+            Err(d) => {
+                tracing::debug!(reason = d.label(), "proof packet not sealed");
+                self.sent(SendKind::Proof, false);
+                None
+            }
         }
     }
 
@@ -410,7 +498,7 @@ impl Mobility {
                         Ok(a) => out.push(a),
                         Err(d) => {
                             tracing::debug!(reason = d.label(), "registration request not sealed");
-                            self.sent(true, false);
+                            self.sent(SendKind::Request, false);
                         }
                     }
                 }
@@ -438,7 +526,12 @@ impl Mobility {
                     if !initial {
                         s.handover(handover_ms);
                     }
+                    drop(s);
                     tracing::info!(initial, handover_ms, nat = nat.label(), "registered");
+                    // Prove the new address at once, even with no data to send.
+                    if let Some(a) = tunnels.first().and_then(|t| self.proof(t, now)) {
+                        out.push(a);
+                    }
                 }
                 Event::FellBack => {
                     self.stats.lock().fallbacks += 1;

@@ -28,6 +28,9 @@ pub struct Counters {
     pub gso_trains_tx: u64,
     /// Coalesced trains received (UDP_GRO).
     pub gro_trains_rx: u64,
+    /// Datagrams the kernel refused in batched sends, by reason (the
+    /// batch went on with the next one).
+    pub send_errors: crate::io::sys::SendFailures,
 }
 
 impl Default for Counters {
@@ -42,6 +45,7 @@ impl Default for Counters {
             keepalives_received: 0,
             gso_trains_tx: 0,
             gro_trains_rx: 0,
+            send_errors: Default::default(),
         }
     }
 }
@@ -68,6 +72,7 @@ impl Merge for Counters {
         self.keepalives_received += o.keepalives_received;
         self.gso_trains_tx += o.gso_trains_tx;
         self.gro_trains_rx += o.gro_trains_rx;
+        self.send_errors.add(&o.send_errors);
     }
 }
 

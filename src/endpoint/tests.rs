@@ -210,7 +210,7 @@ fn a_cbc_tunnel_carries_packets_both_ways() {
 /// for comes back as `Action`s, which this test carries out itself.
 #[test]
 fn a_registration_round_trip_runs_through_the_cores_without_io() {
-    use super::registration::Action;
+    use super::registration::{Action, SendKind};
     use crate::mobility::client::Path;
     let mut cfg = fixture("client-h1.toml");
     cfg.mobility.enabled = Some(true);
@@ -231,7 +231,7 @@ fn a_registration_round_trip_runs_through_the_cores_without_io() {
             Action::Send {
                 packet,
                 to,
-                request: true,
+                kind: SendKind::Request,
             } => Some((packet.clone(), *to)),
             _ => None,
         })
@@ -262,7 +262,7 @@ fn a_registration_round_trip_runs_through_the_cores_without_io() {
     let [Action::Send {
         packet: reply,
         to: back,
-        request: false,
+        kind: SendKind::Reply,
     }] = replies.as_slice()
     else {
         panic!("one reply, no IKE move for a manually keyed tunnel: {replies:?}");
@@ -285,4 +285,239 @@ fn a_registration_round_trip_runs_through_the_cores_without_io() {
         .unwrap();
     assert_eq!(c.mobility.stats.lock().accepted, 1);
     assert_eq!(c.tunnels[0].peer.read().unwrap().encap, Encap::Udp);
+}
+
+/// A mobile client core (fixture h1 with mobility on) and a responder core
+/// whose unproven-address budget is `budget` packets.
+fn mobile_pair(budget: u32, static_peer: bool) -> (Core, Core) {
+    let mut cfg = fixture("client-h1.toml");
+    cfg.mobility.enabled = Some(true);
+    cfg.mobility.gateway = Some(Ipv4Addr::new(10, 99, 0, 1));
+    let c = prepare(&cfg, Role::Client).expect("valid").shared.core;
+    let mut rcfg = fixture("responder.toml");
+    rcfg.mobility.unproven_packets = budget;
+    if static_peer {
+        rcfg.peers[0].remote = Some("203.0.113.10".into());
+    }
+    let r = prepare(&rcfg, Role::Responder).expect("valid").shared.core;
+    (c, r)
+}
+
+fn arrival_at_gw(from: SocketAddrV4) -> Arrival {
+    Arrival {
+        from,
+        to: Ipv4Addr::new(198, 51, 100, 69),
+        to_port: 4500,
+        encap: Encap::Udp,
+    }
+}
+
+/// The client's UDP request after a route change.
+fn request(c: &Core) -> Vec<u8> {
+    use super::registration::{Action, SendKind};
+    let path = crate::mobility::client::Path::from_src(Ipv4Addr::new(10, 6, 1, 2));
+    let mut actions = Vec::new();
+    c.on_route(Some(path), 0, &mut actions);
+    actions
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Send {
+                packet,
+                to,
+                kind: SendKind::Request,
+            } if to.encap == Encap::Udp => Some(packet),
+            _ => None,
+        })
+        .expect("a request over UDP")
+}
+
+/// The gateway handles `esp` (a request) arriving from `from`; returns its actions.
+fn gateway_takes(r: &Core, esp: &[u8], from: SocketAddrV4) -> Vec<super::registration::Action> {
+    let mut out = vec![0u8; 2048];
+    let o = inbound(r, esp, from, Encap::Udp, &mut out).unwrap();
+    assert!(o.control);
+    let mut actions = Vec::new();
+    r.on_control(
+        o.tunnel,
+        &out[..o.len],
+        arrival_at_gw(from),
+        5,
+        &mut actions,
+    )
+    .unwrap();
+    actions
+}
+
+fn downlink(r: &Core) -> Result<(usize, super::tunnel::Peer), TunnelDrop> {
+    let mut out = vec![0u8; 2048];
+    r.seal(&ping("10.99.0.1", "10.98.0.2"), &mut out, 0)
+}
+
+#[test]
+fn a_request_re_sent_from_elsewhere_moves_only_a_small_budget_there() {
+    let (c, r) = mobile_pair(3, false);
+    let req = request(&c);
+    // An attacker on the path re-sends the fresh request from 203.0.113.1
+    // before the original arrives: authenticated, not a replay, so it moves.
+    let elsewhere = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4500);
+    gateway_takes(&r, &req, elsewhere);
+    let t = &r.tunnels[0];
+    assert_eq!(t.peer.read().unwrap().addr, elsewhere);
+    // Only the budget goes there.
+    for _ in 0..3 {
+        assert_eq!(downlink(&r).unwrap().1.addr, elsewhere);
+    }
+    for _ in 0..5 {
+        assert_eq!(downlink(&r).unwrap_err(), TunnelDrop::UnprovenPeer);
+    }
+    let tx = t.tx.lock();
+    assert_eq!((tx.unproven_sent, tx.unproven_capped), (3, 5));
+    drop(tx);
+    assert_eq!(r.mobility.stats.lock().unproven_moves, 1);
+    // The original arrives late: a replay, dropped, nothing moves.
+    let mut out = vec![0u8; 2048];
+    let honest = SocketAddrV4::new(*NAT.ip(), 4500);
+    assert_eq!(
+        inbound(&r, &req, honest, Encap::Udp, &mut out),
+        Err(TunnelDrop::Esp(EspError::Replay))
+    );
+    assert_eq!(t.peer.read().unwrap().addr, elsewhere);
+}
+
+#[test]
+fn the_honest_client_proves_its_address_and_the_downlink_is_unlimited() {
+    use super::registration::{Action, SendKind};
+    let (c, r) = mobile_pair(1, false);
+    let honest = SocketAddrV4::new(*NAT.ip(), 40_000);
+    let replies = gateway_takes(&r, &request(&c), honest);
+    // Half a round trip: the downlink already goes to the new address.
+    assert_eq!(downlink(&r).unwrap().1.addr, honest);
+    assert_eq!(downlink(&r).unwrap_err(), TunnelDrop::UnprovenPeer);
+    // The client takes the reply and sends its proof (an ESP dummy packet).
+    let [Action::Send { packet: reply, .. }] = replies.as_slice() else {
+        panic!("{replies:?}")
+    };
+    let mut out = vec![0u8; 2048];
+    let gw = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 69), 4500);
+    let o = inbound(&c, reply, gw, Encap::Udp, &mut out).unwrap();
+    let mut more = Vec::new();
+    let at_client = Arrival {
+        from: gw,
+        to: Ipv4Addr::new(10, 6, 1, 2),
+        to_port: 4500,
+        encap: Encap::Udp,
+    };
+    c.on_control(o.tunnel, &out[..o.len], at_client, 10, &mut more)
+        .unwrap();
+    let proof = more
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                packet,
+                kind: SendKind::Proof,
+                ..
+            } => Some(packet.clone()),
+            _ => None,
+        })
+        .expect("a proof packet");
+    // From another address it proves nothing (and is a dummy either way).
+    assert_eq!(
+        inbound(
+            &r,
+            &proof,
+            SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4500),
+            Encap::Udp,
+            &mut out
+        ),
+        Err(TunnelDrop::Dummy)
+    );
+    assert_eq!(r.mobility.stats.lock().proofs, 0);
+    // A second proof from the right address (the first was consumed by the replay window).
+    let again = {
+        let t = &c.tunnels[0];
+        let mut b = vec![0u8; 256];
+        let n = t.seal_dummy(&mut b, Encap::Udp, 12).unwrap();
+        b.truncate(n);
+        b
+    };
+    assert_eq!(
+        inbound(&r, &again, honest, Encap::Udp, &mut out),
+        Err(TunnelDrop::Dummy)
+    );
+    assert_eq!(r.mobility.stats.lock().proofs, 1);
+    for _ in 0..10 {
+        assert_eq!(downlink(&r).unwrap().1.addr, honest);
+    }
+}
+
+#[test]
+fn a_static_peer_is_never_moved_by_a_registration() {
+    let (c, r) = mobile_pair(3, true);
+    let configured = *r.tunnels[0].peer.read();
+    let replies = gateway_takes(&r, &request(&c), SocketAddrV4::new(*NAT.ip(), 40_000));
+    assert_eq!(*r.tunnels[0].peer.read(), configured);
+    assert_eq!(replies.len(), 1, "refused, with a reply saying why");
+    let s = r.mobility.stats.lock();
+    let i = crate::mobility::gateway::Outcome::ALL
+        .iter()
+        .position(|o| *o == crate::mobility::gateway::Outcome::StaticPeer)
+        .unwrap();
+    assert_eq!(s.outcomes[i], 1);
+    assert_eq!(s.unproven_moves, 0);
+}
+
+#[test]
+fn the_client_drops_replies_from_another_inner_host() {
+    use crate::mobility::{Code, Message, Rrep};
+    let (c, r) = mobile_pair(3, false);
+    request(&c);
+    *r.tunnels[0].peer.write() = Some(super::tunnel::Peer::new(NAT, Encap::Plain));
+    // Another host behind the gateway (10.99.0.7, inside the client's
+    // selectors) sends an accepted reply for the pending identification.
+    let rrep = Message::Rrep(Rrep {
+        id: 0, // the source is checked before the identification
+        code: Code::Accepted,
+        observed: crate::mobility::OuterHeader {
+            encap: Encap::Udp,
+            src: *NAT.ip(),
+            dst: Ipv4Addr::new(198, 51, 100, 69),
+            sport: 4500,
+            dport: 4500,
+        },
+        nat: Default::default(),
+        use_encap: Some(Encap::Udp),
+        keepalive_secs: 0,
+        last_id: None,
+    });
+    let mut payload = [0u8; 128];
+    let n = rrep.emit(&mut payload).unwrap();
+    for (src, sport) in [("10.99.0.7", 434), ("10.99.0.1", 4343)] {
+        let inner = build::udp(
+            src.parse().unwrap(),
+            sport,
+            "10.98.0.2".parse().unwrap(),
+            434,
+            &payload[..n],
+        );
+        let mut out = vec![0u8; 2048];
+        let (len, _) = r.seal(&inner, &mut out, 0).unwrap();
+        let esp = out[..len].to_vec();
+        let gw = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 69), 0);
+        let o = inbound(&c, &esp, gw, Encap::Plain, &mut out).unwrap();
+        assert!(o.control);
+        let mut more = Vec::new();
+        let at = Arrival {
+            from: gw,
+            to: Ipv4Addr::new(10, 6, 1, 2),
+            to_port: 0,
+            encap: Encap::Plain,
+        };
+        assert_eq!(
+            c.on_control(o.tunnel, &out[..o.len], at, 10, &mut more),
+            Err(TunnelDrop::ControlMalformed)
+        );
+        assert!(more.is_empty());
+    }
+    let s = c.mobility.stats.lock();
+    assert_eq!((s.reply_wrong_source, s.rrep_rx, s.accepted), (2, 0, 0));
 }

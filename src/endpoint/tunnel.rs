@@ -4,8 +4,9 @@
 
 use super::config::{KeyMaterial, ManualKeys, ResolvedPeer};
 use crate::esp::encap::KeepaliveTimer;
-use crate::esp::tunnel::{open_inner, seal_inner, Selectors, TunnelDrop};
+use crate::esp::tunnel::{open_inner, seal_inner, Selectors, TunnelDrop, NEXT_DUMMY};
 use crate::esp::{EspError, Sa, SaParams};
+use crate::mobility::proof::{Budget, PeerProof, Verdict};
 pub use crate::wire::mobility::Encap;
 use parking_lot::{Mutex, RwLock};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -46,6 +47,12 @@ pub struct TxState {
     pub bytes: u64,
     /// NAT keepalive timer, reset by every UDP datagram sent to the peer.
     pub keepalive: KeepaliveTimer,
+    /// Whether the peer's address is proven (a registration moved it).
+    pub proof: PeerProof,
+    /// Packets sent to an unproven address within its budget.
+    pub unproven_sent: u64,
+    /// Packets not sent: unproven address, budget spent.
+    pub unproven_capped: u64,
 }
 
 /// Inbound SAs and their counters.
@@ -88,6 +95,9 @@ pub struct Tunnel {
     pub promote_on: AtomicU32,
     /// IKE: our inbound SPI of the latest CHILD_SA was derived (we answered).
     pub ike_derived: AtomicBool,
+    /// A registration moved the peer and the new address is not proven yet
+    /// (mirrors `TxState::proof`, so the receive path takes no extra lock).
+    pub proving: AtomicBool,
     /// Outbound direction.
     pub tx: Mutex<TxState>,
     /// Inbound direction.
@@ -120,12 +130,16 @@ impl Tunnel {
             keepalive: AtomicBool::new(false),
             promote_on: AtomicU32::new(0),
             ike_derived: AtomicBool::new(false),
+            proving: AtomicBool::new(false),
             tx: Mutex::new(TxState {
                 sa: Some(tx),
                 next: None,
                 packets: 0,
                 bytes: 0,
                 keepalive: KeepaliveTimer::new(c.keepalive_secs.saturating_mul(1000), 0),
+                proof: PeerProof::default(),
+                unproven_sent: 0,
+                unproven_capped: 0,
             }),
             rx: Mutex::new(RxState {
                 sas: vec![rx],
@@ -154,12 +168,16 @@ impl Tunnel {
             keepalive: AtomicBool::new(false),
             promote_on: AtomicU32::new(0),
             ike_derived: AtomicBool::new(false),
+            proving: AtomicBool::new(false),
             tx: Mutex::new(TxState {
                 sa: None,
                 next: None,
                 packets: 0,
                 bytes: 0,
                 keepalive: KeepaliveTimer::new(keepalive_ms, 0),
+                proof: PeerProof::default(),
+                unproven_sent: 0,
+                unproven_capped: 0,
             }),
             rx: Mutex::new(RxState {
                 sas: Vec::new(),
@@ -185,6 +203,16 @@ impl Tunnel {
     }
 }
 
+/// What is sealed, for the unproven-address budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealed {
+    /// Data from the TUN device: charged to the budget.
+    Data,
+    /// A registration reply: it answers one authenticated request the way
+    /// it came, so it is not charged.
+    Control,
+}
+
 /// How an outer packet arrived.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
@@ -208,16 +236,78 @@ impl Tunnel {
         out: &mut [u8],
         encap: Encap,
         now: u64,
+        what: Sealed,
     ) -> Result<usize, TunnelDrop> {
-        let mut tx = self.tx.lock();
+        let mut guard = self.tx.lock();
+        let tx = &mut *guard;
         let sa = tx.sa.as_mut().ok_or(TunnelDrop::NotKeyed)?;
+        let verdict = match what {
+            Sealed::Data => tx.proof.send(sa.sealed_len(inner.len())),
+            Sealed::Control => Verdict::Proven,
+        };
+        match verdict {
+            Verdict::Proven => {}
+            Verdict::Unproven => tx.unproven_sent = tx.unproven_sent.saturating_add(1),
+            Verdict::Capped => {
+                tx.unproven_capped = tx.unproven_capped.saturating_add(1);
+                return Err(TunnelDrop::UnprovenPeer);
+            }
+        }
         let n = seal_inner(sa, inner, out)?;
-        tx.packets += 1;
-        tx.bytes += inner.len() as u64;
+        tx.packets = tx.packets.saturating_add(1);
+        tx.bytes = tx.bytes.saturating_add(inner.len() as u64);
         if encap == Encap::Udp {
             tx.keepalive.on_sent(now);
         }
         Ok(n)
+    }
+
+    /// Seals an RFC 4303 §2.6 dummy packet (next header 59, no payload): an
+    /// authenticated packet the peer discards, sent by a mobile client to
+    /// prove its new address. Not charged to any budget (registration
+    /// traffic, one per move).
+    pub fn seal_dummy(&self, out: &mut [u8], encap: Encap, now: u64) -> Result<usize, TunnelDrop> {
+        let mut tx = self.tx.lock();
+        let sa = tx.sa.as_mut().ok_or(TunnelDrop::NotKeyed)?;
+        let n = sa.seal(&[], NEXT_DUMMY, out).map_err(TunnelDrop::Esp)?;
+        if encap == Encap::Udp {
+            tx.keepalive.on_sent(now);
+        }
+        Ok(n)
+    }
+
+    /// A registration moved the peer to `to`; returns true when `to` is
+    /// unproven and the budget applies.
+    pub fn moved_unproven(&self, from: Option<Ipv4Addr>, to: Ipv4Addr, budget: Budget) -> bool {
+        let mut tx = self.tx.lock();
+        let unproven = tx.proof.moved(from, to, budget);
+        self.proving.store(unproven, Ordering::Relaxed);
+        unproven
+    }
+
+    /// An authenticated, non-replayed packet of the peer arrived from
+    /// `from`; returns true when it proved the address a registration moved
+    /// the peer to.
+    pub fn authenticated_from(&self, from: Ipv4Addr) -> bool {
+        if !self.proving.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut tx = self.tx.lock();
+        let proved = tx.proof.authenticated(from);
+        self.proving
+            .store(tx.proof.pending().is_some(), Ordering::Relaxed);
+        proved
+    }
+
+    /// The peer's address was set by IKE (an authenticated exchange with
+    /// it): a budget for another address no longer applies.
+    pub fn set_peer_by_ike(&self, peer: Peer) {
+        *self.peer.write() = Some(peer);
+        let mut tx = self.tx.lock();
+        if tx.proof.pending() != Some(*peer.addr.ip()) {
+            tx.proof.clear();
+            self.proving.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Opens `esp_pkt` (starting at its SPI `spi`) on our inbound SA `spi`;
@@ -242,8 +332,8 @@ impl Tunnel {
                 return Err(e);
             }
         };
-        rx.packets += 1;
-        rx.bytes += len as u64;
+        rx.packets = rx.packets.saturating_add(1);
+        rx.bytes = rx.bytes.saturating_add(len as u64);
         drop(guard);
         self.seen_inbound(spi);
         Ok(len)

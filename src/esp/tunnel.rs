@@ -41,11 +41,14 @@ pub enum TunnelDrop {
     ControlMalformed,
     /// Sending failed in the kernel.
     SendFailed,
+    /// Not sent: a registration moved the peer to an address not proven
+    /// yet, and that address's budget is spent (docs/MOBILITY.md).
+    UnprovenPeer,
 }
 
 impl TunnelDrop {
     /// Every kind, for exporting zero-valued counters.
-    pub const ALL: [TunnelDrop; 23] = [
+    pub const ALL: [TunnelDrop; 24] = [
         TunnelDrop::InnerMalformed,
         TunnelDrop::NoTunnel,
         TunnelDrop::PeerUnknown,
@@ -69,6 +72,7 @@ impl TunnelDrop {
         TunnelDrop::Policy,
         TunnelDrop::ControlMalformed,
         TunnelDrop::SendFailed,
+        TunnelDrop::UnprovenPeer,
     ];
 
     /// Dense index into a counter array.
@@ -94,6 +98,7 @@ impl TunnelDrop {
             TunnelDrop::Policy => "policy",
             TunnelDrop::ControlMalformed => "control_malformed",
             TunnelDrop::SendFailed => "send_failed",
+            TunnelDrop::UnprovenPeer => "unproven_peer",
         }
     }
 }

@@ -54,6 +54,152 @@ pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     Ok(rc > 0)
 }
 
+/// Why the kernel refused a message of a `sendmmsg` batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Socket buffer or queue full (EAGAIN, ENOBUFS): the rest of the batch
+    /// is counted as failed too, it would only fail the same way.
+    Full,
+    /// Message too long for the path (EMSGSIZE).
+    TooBig,
+    /// No route or host (ENETUNREACH, EHOSTUNREACH, ENETDOWN).
+    Unreachable,
+    /// Refused by policy or by the destination (EPERM, EACCES, ECONNREFUSED).
+    Refused,
+    /// Anything else (EINVAL, …).
+    Other,
+}
+
+impl SendFailure {
+    /// Every reason, in counter order.
+    pub const ALL: [SendFailure; 5] = [
+        SendFailure::Full,
+        SendFailure::TooBig,
+        SendFailure::Unreachable,
+        SendFailure::Refused,
+        SendFailure::Other,
+    ];
+
+    /// Classifies an error.
+    pub fn of(e: &io::Error) -> SendFailure {
+        match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::ENOBUFS) => SendFailure::Full,
+            Some(libc::EMSGSIZE) => SendFailure::TooBig,
+            Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN) => {
+                SendFailure::Unreachable
+            }
+            Some(libc::EPERM | libc::EACCES | libc::ECONNREFUSED) => SendFailure::Refused,
+            _ => SendFailure::Other,
+        }
+    }
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            SendFailure::Full => "full",
+            SendFailure::TooBig => "too_big",
+            SendFailure::Unreachable => "unreachable",
+            SendFailure::Refused => "refused",
+            SendFailure::Other => "other",
+        }
+    }
+}
+
+/// Messages the kernel refused, by [`SendFailure::ALL`] order (cumulative).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendFailures(pub [u64; 5]);
+
+impl SendFailures {
+    /// Counts `n` messages refused with `e`.
+    pub fn count(&mut self, e: &io::Error, n: usize) {
+        let kind = SendFailure::of(e);
+        if let Some(c) = SendFailure::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .and_then(|i| self.0.get_mut(i))
+        {
+            *c = c.saturating_add(n as u64);
+        }
+    }
+
+    /// Adds `o` (merging per-thread tallies).
+    pub fn add(&mut self, o: &SendFailures) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a = a.saturating_add(b);
+        }
+    }
+}
+
+/// Why [`sendmmsg_all`] ended early.
+#[derive(Debug)]
+pub enum SendStop {
+    /// Nothing was taken; the first error.
+    Nothing(io::Error),
+    /// `stop_on` matched this error on message `at` (not counted).
+    Stopped {
+        /// The error.
+        e: io::Error,
+        /// Index of the message it ended on; every one before was taken or counted.
+        at: usize,
+    },
+}
+
+/// Drives `sendmmsg` over `msgs` until every message was tried: a message
+/// the kernel refuses is counted in `failures` (as `weight(i)` datagrams)
+/// and skipped, the ones after it still go; a full buffer ends the batch.
+/// Calls `taken(i, n)` for each run of `n` messages from index `i` the
+/// kernel took. An error `stop_on` matches ends the call uncounted, so the
+/// caller can change the messages and retry.
+pub fn sendmmsg_all(
+    fd: RawFd,
+    msgs: &mut [libc::mmsghdr],
+    failures: &mut SendFailures,
+    weight: impl Fn(usize) -> usize,
+    stop_on: impl Fn(&io::Error) -> bool,
+    mut taken: impl FnMut(usize, usize),
+) -> Result<(), SendStop> {
+    let mut next = 0usize;
+    let mut any = false;
+    let mut first_err = None;
+    while let Some(rest) = msgs.get_mut(next..).filter(|r| !r.is_empty()) {
+        let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+        // SAFETY: the headers point at buffers, iovecs and addresses the
+        // caller keeps alive for this call.
+        let rc = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), len, 0) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if stop_on(&e) {
+                return Err(SendStop::Stopped { e, at: next });
+            }
+            // sendmmsg reports an error only for the first message it tried.
+            if SendFailure::of(&e) == SendFailure::Full {
+                let rest: usize = (next..msgs.len()).map(&weight).sum();
+                failures.count(&e, rest);
+                first_err.get_or_insert(e);
+                break;
+            }
+            failures.count(&e, weight(next));
+            first_err.get_or_insert(e);
+            next += 1;
+            continue;
+        }
+        let n = usize::try_from(rc).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        taken(next, n);
+        any = true;
+        next += n;
+    }
+    match first_err {
+        Some(e) if !any => Err(SendStop::Nothing(e)),
+        _ => Ok(()),
+    }
+}
+
 /// `sendmmsg` bookkeeping reused across calls: one destination address
 /// (`sockaddr_ll`, `sockaddr_in`, …) per datagram, optionally a prefix
 /// (a virtio-net header) sent in front of it. The pointers are rebuilt on
@@ -62,6 +208,8 @@ pub struct MmsgTx<A> {
     addrs: Vec<A>,
     iovs: Vec<[libc::iovec; 2]>,
     msgs: Vec<libc::mmsghdr>,
+    /// Messages the kernel refused so far, by reason.
+    pub failures: SendFailures,
 }
 
 impl<A> Default for MmsgTx<A> {
@@ -70,6 +218,7 @@ impl<A> Default for MmsgTx<A> {
             addrs: Vec::new(),
             iovs: Vec::new(),
             msgs: Vec::new(),
+            failures: SendFailures::default(),
         }
     }
 }
@@ -87,6 +236,7 @@ fn iovec(b: &[u8]) -> libc::iovec {
 impl<A> MmsgTx<A> {
     /// Sends every `(datagram, address)` on `fd` with as few `sendmmsg` calls
     /// as possible; returns how many were sent (an error only if none was).
+    /// A refused datagram is counted in `failures` and the rest still go.
     pub fn send<'a>(
         &mut self,
         fd: RawFd,
@@ -101,7 +251,12 @@ impl<A> MmsgTx<A> {
         fd: RawFd,
         datagrams: impl Iterator<Item = (&'a [u8], &'a [u8], A)>,
     ) -> io::Result<usize> {
-        let MmsgTx { addrs, iovs, msgs } = self;
+        let MmsgTx {
+            addrs,
+            iovs,
+            msgs,
+            failures,
+        } = self;
         addrs.clear();
         iovs.clear();
         for (p, d, a) in datagrams {
@@ -124,24 +279,12 @@ impl<A> MmsgTx<A> {
             });
         }
         let mut sent = 0usize;
-        while let Some(rest) = msgs.get_mut(sent..).filter(|r| !r.is_empty()) {
-            // SAFETY: the headers point at datagrams, iovecs and addresses alive for this call.
-            let rc = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if sent == 0 {
-                    return Err(e);
-                }
-                break;
-            }
-            if rc == 0 {
-                break;
-            }
-            sent += rc as usize;
+        match sendmmsg_all(fd, msgs, failures, |_| 1, |_| false, |_, n| sent += n) {
+            Ok(()) => Ok(sent),
+            Err(SendStop::Nothing(e) | SendStop::Stopped { e, .. }) => Err(e),
         }
-        Ok(sent)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,11 @@
 //! The TUN device that carries inner IPv4 packets between the kernel and an
 //! ESP endpoint (tun-rs), plus the routes that send protected networks into it.
 
+mod split;
+
 use super::sys::wait_readable;
 use ipnet::Ipv4Net;
+use split::Segments;
 use std::io;
 use std::os::fd::AsRawFd;
 
@@ -22,32 +25,33 @@ const SEGMENT: usize = 9216;
 pub struct Tun {
     dev: tun_rs::SyncDevice,
     name: String,
+    offload: bool,
 }
 
 /// Reusable buffers for reading a batch of segments from the device.
 pub struct RxSegments {
     original: Vec<u8>,
-    bufs: Vec<Vec<u8>>,
-    sizes: Vec<usize>,
+    seg: Segments,
     count: usize,
 }
 
 impl RxSegments {
-    /// Room for `n` segments per read.
+    /// Room for `n` segments per read to start with; a super-packet of
+    /// more segments gets more buffers.
     pub fn new(n: usize) -> Self {
         RxSegments {
             original: vec![0; HEADROOM + 65536],
-            bufs: vec![vec![0; SEGMENT]; n.max(1)],
-            sizes: vec![0; n.max(1)],
+            seg: Segments::new(n, SEGMENT),
             count: 0,
         }
     }
 
     /// The segments of the last read.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.bufs
+        self.seg
+            .bufs
             .iter()
-            .zip(&self.sizes)
+            .zip(&self.seg.sizes)
             .take(self.count)
             .filter_map(|(b, n)| b.get(..*n))
     }
@@ -108,7 +112,9 @@ impl Tun {
             .offload(offload)
             .build_sync()?;
         let name = dev.name()?;
-        Ok(Tun { dev, name })
+        // Reads carry a virtio-net header exactly when the device has one.
+        let offload = dev.tcp_gso();
+        Ok(Tun { dev, name, offload })
     }
 
     /// Waits up to `timeout_ms`, then reads one packet (split into segments
@@ -118,13 +124,15 @@ impl Tun {
         if !wait_readable(self.dev.as_raw_fd(), timeout_ms)? {
             return Ok(0);
         }
-        match self
-            .dev
-            .recv_multiple(&mut rx.original, &mut rx.bufs, &mut rx.sizes, 0)
-        {
+        match self.dev.recv(&mut rx.original) {
             Ok(n) => {
-                rx.count = n;
-                Ok(n)
+                let read = rx.original.get_mut(..n).unwrap_or_default();
+                rx.count = if self.offload {
+                    split::split(read, &mut rx.seg)?
+                } else {
+                    split::single(read, &mut rx.seg)
+                };
+                Ok(rx.count)
             }
             Err(e)
                 if matches!(

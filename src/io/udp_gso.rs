@@ -8,6 +8,7 @@
 //! device cannot (no checksum offload), the kernel refuses GSO with `EIO`
 //! and the train is sent datagram by datagram instead.
 
+use super::sys::{sendmmsg_all, SendFailures, SendStop};
 use std::io;
 use std::mem;
 use std::net::SocketAddrV4;
@@ -82,6 +83,8 @@ pub struct GsoTx {
     off_for: u32,
     /// GSO messages (trains of more than one datagram) the kernel took so far.
     pub trains_sent: u64,
+    /// Datagrams the kernel refused so far, by reason.
+    pub failures: SendFailures,
 }
 
 // SAFETY: the raw pointers inside are rebuilt on every call and never used outside it.
@@ -119,40 +122,49 @@ impl GsoTx {
         let mut gso = self.off_for == 0;
         self.off_for = self.off_for.saturating_sub(1);
         self.plan(0, gso);
-        let (mut next, mut done) = (0usize, 0usize);
-        while next < self.msgs.len() {
-            let rest = &mut self.msgs[next..];
-            // SAFETY: the headers point at datagrams, iovecs, addresses and
-            // control buffers alive for this call.
-            let rc = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    // No checksum offload on the way out, or no UDP_SEGMENT at all:
-                    // the rest goes datagram by datagram.
-                    Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT) if gso => {
-                        tracing::debug!(error = %e, "UDP GSO refused; sending datagram by datagram");
-                        self.off_for = RETRY_AFTER;
-                        gso = false;
-                        self.plan(done, false);
-                        next = 0;
-                        continue;
+        let mut done = 0usize;
+        loop {
+            let GsoTx {
+                runs,
+                msgs,
+                failures,
+                trains_sent,
+                ..
+            } = self;
+            // No checksum offload on the way out, or no UDP_SEGMENT at all:
+            // stop, and send the rest datagram by datagram.
+            let refused = |e: &io::Error| {
+                gso && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT)
+                )
+            };
+            let r = sendmmsg_all(
+                fd,
+                msgs,
+                failures,
+                |i| runs.get(i).map_or(1, |r| r.count),
+                refused,
+                |i, n| {
+                    for r in runs.iter().skip(i).take(n) {
+                        done += r.count;
+                        *trains_sent += u64::from(r.count > 1);
                     }
-                    _ if done == 0 => return Err(e),
-                    _ => break,
+                },
+            );
+            match r {
+                Ok(()) => return Ok(done),
+                Err(SendStop::Stopped { e, at }) => {
+                    tracing::debug!(error = %e, "UDP GSO refused; sending datagram by datagram");
+                    self.off_for = RETRY_AFTER;
+                    gso = false;
+                    // Every run before the refused one was taken or counted.
+                    let from = self.runs.get(at).map_or(self.iovs.len(), |r| r.start);
+                    self.plan(from, false);
                 }
+                Err(SendStop::Nothing(e)) => return Err(e),
             }
-            if rc == 0 {
-                break;
-            }
-            for r in self.runs.iter().skip(next).take(rc as usize) {
-                done += r.count;
-                self.trains_sent += u64::from(r.count > 1);
-            }
-            next += rc as usize;
         }
-        Ok(done)
     }
 
     /// Builds one message per run for the datagrams from `from` on: GSO runs,

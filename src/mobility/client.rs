@@ -119,8 +119,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client whose first identification is above `id_floor` (a clock value
-    /// keeps identifications increasing across restarts).
+    /// A client whose first identification is above `id_floor`: a random
+    /// start (not guessable from the clock), monotonic afterwards; a gateway
+    /// that saw higher ones says so in its `stale` reply.
     pub fn new(cfg: ClientConfig, id_floor: u64) -> Client {
         Client {
             cfg,
@@ -151,7 +152,7 @@ impl Client {
     /// When `poll` next has something to do.
     pub fn deadline(&self) -> Option<u64> {
         self.pending.map(|p| match p.phase {
-            Phase::AwaitReply => p.sent_ms + p.rto_ms,
+            Phase::AwaitReply => p.sent_ms.saturating_add(p.rto_ms),
             Phase::AwaitPlain { deadline } => deadline,
         })
     }
@@ -239,7 +240,8 @@ impl Client {
                 if plain_pending {
                     let rtt = now.saturating_sub(p.sent_ms);
                     p.phase = Phase::AwaitPlain {
-                        deadline: now + self.cfg.min_probe_wait_ms.max(2 * rtt),
+                        deadline: now
+                            .saturating_add(self.cfg.min_probe_wait_ms.max(rtt.saturating_mul(2))),
                     };
                     self.pending = Some(p);
                 } else if over == Encap::Udp || matches!(p.phase, Phase::AwaitPlain { .. }) {
@@ -255,8 +257,8 @@ impl Client {
     pub fn poll(&mut self, now: u64, out: &mut Vec<Event>) {
         let Some(mut p) = self.pending else { return };
         match p.phase {
-            Phase::AwaitReply if now >= p.sent_ms + p.rto_ms => {
-                p.rto_ms = (p.rto_ms * 2).min(self.cfg.max_rto_ms);
+            Phase::AwaitReply if now >= p.sent_ms.saturating_add(p.rto_ms) => {
+                p.rto_ms = p.rto_ms.saturating_mul(2).min(self.cfg.max_rto_ms);
                 self.send(p, now, out);
             }
             Phase::AwaitPlain { deadline } if now >= deadline => {
@@ -286,10 +288,17 @@ impl Client {
         }
     }
 
-    /// Sends the request copies of `p` under a fresh identification.
+    /// Sends the request copies of `p` under a fresh identification. With
+    /// the identifications used up (a gateway claimed `u64::MAX`) nothing
+    /// newer exists: the registration is given up as stale.
     fn send(&mut self, mut p: Pending, now: u64, out: &mut Vec<Event>) {
-        self.last_id += 1;
-        p.id = self.last_id;
+        let Some(id) = self.last_id.checked_add(1) else {
+            self.pending = None;
+            out.push(Event::Rejected(Code::Stale));
+            return;
+        };
+        self.last_id = id;
+        p.id = id;
         p.sent_ms = now;
         let supported = if p.offer_plain {
             EncapSet::of(&[Encap::Plain, Encap::Udp])

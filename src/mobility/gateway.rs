@@ -45,17 +45,20 @@ pub enum Outcome {
     EncapRefused,
     /// Inconsistent request (its own header copy names another encapsulation).
     BadRequest,
+    /// The SA's peer is configured (static): registrations never move it.
+    StaticPeer,
 }
 
 impl Outcome {
     /// Every outcome, for zero-valued counters.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Accepted,
         Outcome::AcceptedCopy,
         Outcome::Stale,
         Outcome::InnerMismatch,
         Outcome::EncapRefused,
         Outcome::BadRequest,
+        Outcome::StaticPeer,
     ];
 
     /// Metric label.
@@ -67,6 +70,7 @@ impl Outcome {
             Outcome::InnerMismatch => "inner_mismatch",
             Outcome::EncapRefused => "encap_refused",
             Outcome::BadRequest => "bad_request",
+            Outcome::StaticPeer => "static_peer",
         }
     }
 
@@ -77,6 +81,7 @@ impl Outcome {
             Outcome::InnerMismatch => Code::InnerMismatch,
             Outcome::EncapRefused => Code::EncapRefused,
             Outcome::BadRequest => Code::BadRequest,
+            Outcome::StaticPeer => Code::StaticPeer,
         }
     }
 }
@@ -137,6 +142,27 @@ pub fn check(
                 Outcome::Stale => reg.last_id,
                 _ => None,
             },
+        },
+    }
+}
+
+/// The decision on a request for an SA whose outer peer is configured
+/// (static): it never moves, whatever the request says, and the registration
+/// state is left alone. The reply says why.
+pub fn refuse_static(req: &Rreq, observed: OuterHeader) -> Decision {
+    let nat = NatFields::between(&req.sent, &observed);
+    Decision {
+        outcome: Outcome::StaticPeer,
+        moved: None,
+        nat: nat.kind(),
+        reply: Rrep {
+            id: req.id,
+            code: Code::StaticPeer,
+            observed,
+            nat,
+            use_encap: None,
+            keepalive_secs: 0,
+            last_id: None,
         },
     }
 }

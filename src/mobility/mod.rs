@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod proof;
 
 pub use crate::wire::mobility::{
     Code, Encap, EncapSet, Message, NatFields, NatKind, OuterHeader, Rrep, Rreq,

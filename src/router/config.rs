@@ -5,7 +5,7 @@
 use crate::nat::{ConfigError, EspConfig, NatConfig};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 /// The inside (LAN) side.
@@ -142,23 +142,18 @@ impl Default for Icmp {
     }
 }
 
-/// Metrics endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Metrics {
-    /// Listen address for `GET /metrics`; empty string disables the endpoint.
-    pub listen: String,
-}
-
 /// Default metrics port: outside Prometheus' 9090 and the common exporters' 9100-9400 block.
 pub const DEFAULT_METRICS_PORT: u16 = 9780;
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics {
-            listen: format!("127.0.0.1:{DEFAULT_METRICS_PORT}"),
-        }
-    }
+/// Metrics endpoint (`[metrics]`): listen address and connection limits.
+pub type Metrics = crate::daemon::metrics::MetricsConfig<RouterPort>;
+
+/// Marks the default metrics port of this daemon.
+#[derive(Debug)]
+pub struct RouterPort;
+
+impl crate::daemon::metrics::DefaultPort for RouterPort {
+    const PORT: u16 = DEFAULT_METRICS_PORT;
 }
 
 /// The whole router configuration.
@@ -302,12 +297,7 @@ impl RouterConfig {
         if self.arp.retry_ms < 10 {
             return Err(err("arp.retry_ms", "must be at least 10"));
         }
-        if !self.metrics.listen.is_empty() {
-            self.metrics
-                .listen
-                .parse::<SocketAddr>()
-                .map_err(|e| err("metrics.listen", e.to_string()))?;
-        }
+        self.metrics.validate().map_err(|(f, why)| err(f, why))?;
         Ok(())
     }
 

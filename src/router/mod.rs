@@ -143,8 +143,7 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             .open_tx(names[1])
             .map_err(io_err("housekeeping send socket"))?,
     ];
-    let metrics_listener =
-        crate::daemon::metrics::bind(&cfg.metrics.listen).map_err(io_err("metrics"))?;
+    let metrics_listener = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
     let mut changed = Vec::new();
     if cfg.dataplane.offloads_disabled() {
         for n in names {
@@ -198,7 +197,7 @@ fn spawn_all(
     shared: &Arc<Shared>,
     queues: Vec<Queue>,
     hk_tx: [Box<dyn FrameTx>; 2],
-    metrics_listener: Option<tiny_http::Server>,
+    metrics_listener: Option<crate::daemon::metrics::Server>,
     threads: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> Result<Option<std::net::SocketAddr>, StartError> {
     for (i, (side, rx, tx)) in queues.into_iter().enumerate() {
@@ -221,7 +220,7 @@ fn spawn_all(
     let Some(server) = metrics_listener else {
         return Ok(None);
     };
-    let addr = server.server_addr().to_ip();
+    let addr = server.local_addr().ok();
     let m_shared = shared.clone();
     threads.push(
         std::thread::Builder::new()

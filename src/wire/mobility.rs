@@ -268,6 +268,8 @@ pub enum Code {
     EncapRefused,
     /// The request lacked something or carried an unknown critical field.
     BadRequest,
+    /// The SA's outer peer is configured (static) and never moves.
+    StaticPeer,
 }
 
 impl Code {
@@ -279,6 +281,7 @@ impl Code {
             Code::InnerMismatch => 65,
             Code::EncapRefused => 66,
             Code::BadRequest => 67,
+            Code::StaticPeer => 68,
         }
     }
 
@@ -290,6 +293,7 @@ impl Code {
             Code::InnerMismatch,
             Code::EncapRefused,
             Code::BadRequest,
+            Code::StaticPeer,
         ]
         .into_iter()
         .find(|k| k.code() == c)

@@ -374,3 +374,61 @@ fn a_new_route_with_the_same_source_address_re_registers() {
     );
     assert_eq!(s.client.path(), Some(second));
 }
+
+#[test]
+fn stale_reply_claiming_the_last_identification_gives_up_without_overflow() {
+    let mut s = Sim::new();
+    s.move_to(DIRECT);
+    let id = s.client.pending.map(|p| p.id).unwrap();
+    let stale = Rrep {
+        id,
+        code: Code::Stale,
+        observed: s.client.header(DIRECT, Encap::Udp),
+        nat: NatFields::default(),
+        use_encap: None,
+        keepalive_secs: 0,
+        last_id: Some(u64::MAX),
+    };
+    s.events.clear();
+    s.client.on_reply(s.now, &stale, Encap::Udp, &mut s.events);
+    assert_eq!(s.events, vec![Event::Rejected(Code::Stale)]);
+    assert!(!s.client.registering());
+    // A later path change has no identification left either: refused again, no panic.
+    s.events.clear();
+    s.move_to(PRIVATE);
+    assert_eq!(s.events.last(), Some(&Event::Rejected(Code::Stale)));
+}
+
+#[test]
+fn extreme_timeouts_and_clock_values_saturate() {
+    let mut s = Sim::new();
+    s.client = Client::new(
+        ClientConfig {
+            initial_rto_ms: u64::MAX / 2 + 1,
+            max_rto_ms: u64::MAX,
+            min_probe_wait_ms: u64::MAX,
+            ..CFG
+        },
+        1,
+    );
+    let fresh = s.client.clone();
+    s.now = u64::MAX - 10;
+    s.move_to(DIRECT);
+    assert_eq!(s.client.deadline(), Some(u64::MAX));
+    for _ in 0..3 {
+        s.wait(); // doubles the timeout past u64::MAX: saturates
+    }
+    assert!(s.client.registering());
+    assert_eq!(s.client.deadline(), Some(u64::MAX));
+    // The UDP reply on a direct path arms the plain-ESP wait at the end of time.
+    s.client = fresh;
+    s.events.clear();
+    s.now = u64::MAX - 2 * HALF_RTT;
+    s.move_to(DIRECT);
+    s.exchange(&mut Link {
+        plain_up_blocked: true,
+        ..Link::default()
+    });
+    assert_eq!(s.registered().len(), 1);
+    assert_eq!(s.client.deadline(), Some(u64::MAX));
+}
