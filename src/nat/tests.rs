@@ -544,10 +544,13 @@ fn esp_state_expires_when_idle() {
     assert_eq!(n.esp.recorded_count(), 0);
     assert_eq!(ev.esp.bindings_expired, 1);
     assert_eq!(ev.esp.spis_expired, 1);
+    // Nothing left for R: dropped by the pre-filter, before any MD5.
     assert_eq!(
         esp_in(&n, s_o, 601 * SEC, &mut ev),
-        Err(NatDrop::EspUnmatched)
+        Err(NatDrop::EspNoPending)
     );
+    n.check_invariants().unwrap();
+    assert!(n.is_empty());
 }
 
 #[test]
