@@ -6,6 +6,7 @@ mod bucket;
 pub mod config;
 pub mod esp;
 pub mod events;
+mod invariants;
 pub mod ports;
 pub mod table;
 pub mod tcp_state;
@@ -63,38 +64,6 @@ impl Nat {
     pub fn expire(&self, now: Millis, ev: &mut NatEvents) {
         self.esp.expire(&self.table, now, ev);
         self.table.expire(now, ev);
-    }
-
-    /// Checks both halves' invariants and that the host entries count
-    /// exactly the SPIs the demultiplexer recorded. For tests and fuzzing;
-    /// only meaningful while no other thread is using the NAT.
-    #[doc(hidden)]
-    pub fn check_invariants(&self) -> Result<(), String> {
-        self.table.check_invariants()?;
-        self.esp.check_invariants()?;
-        let counted = self.table.esp_spis_by_host();
-        let recorded = self.esp.spis_by_host();
-        if counted != recorded {
-            return Err(format!(
-                "host entries count SPIs {counted:?}, demultiplexer holds {recorded:?}"
-            ));
-        }
-        Ok(())
-    }
-
-    /// True when the NAT holds no state at all.
-    #[doc(hidden)]
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty() && self.esp.is_empty()
-    }
-}
-
-/// `Ok` when `ok`, else the message `what` builds (invariant checks).
-fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
-    if ok {
-        Ok(())
-    } else {
-        Err(what())
     }
 }
 

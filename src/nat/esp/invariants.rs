@@ -1,7 +1,7 @@
 //! Consistency of the demultiplexer's maps, indexes and counters, for tests
 //! and fuzzing. Only meaningful while no other thread is using it.
 
-use super::super::check;
+use super::super::invariants::check;
 use super::EspDemux;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

@@ -124,6 +124,11 @@ impl EspDemux {
             .unwrap_or(0)
     }
 
+    /// Idle timeout of recorded SPIs and bindings, seconds.
+    pub fn idle_timeout(&self) -> u32 {
+        self.cfg.idle_timeout
+    }
+
     fn deadline(&self, now: Millis) -> u32 {
         ((now / 1000) as u32).saturating_add(self.cfg.idle_timeout)
     }

@@ -1,9 +1,9 @@
 //! Consistency of the table's maps and counters, for tests and fuzzing.
 //! Only meaningful while no other thread is changing the table.
 
-use super::super::check;
 use super::super::config::Filtering;
 use super::super::events::Proto;
+use super::super::invariants::check;
 use super::{proto_index, ExternalKey, InsideKey, Table, IKE_PORT};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
