@@ -17,7 +17,9 @@
 //! binding expires); bindings are capped per responder and in total, recorded
 //! SPIs in total; the index is sharded per responder, and an unknown SPI only
 //! reaches the MD5 and the responder's lock when that responder has an
-//! unpaired SPI and its token bucket allows.
+//! unpaired SPI, the SPI was not refused under the same index moments ago
+//! (a small per-responder cache of recent misses), and the responder's token
+//! bucket allows.
 
 mod invariants;
 mod responder;
@@ -208,6 +210,9 @@ impl EspDemux {
             return Ok(b.inside);
         }
         let r = self.prefilter(remote, ev)?;
+        if let Some(miss) = r.recent_miss(spi) {
+            return Err(refusal(miss, ev));
+        }
         let (rate, burst) = (
             self.cfg.resolve_per_sec_per_responder,
             self.cfg.resolve_burst,
@@ -225,8 +230,9 @@ impl EspDemux {
             ev.esp.bound_packets += 1;
             return Ok(b.inside);
         }
-        let (inside, out_spi, how) =
-            outcome(idx.lookup(probes, self.cfg.single_pending_fallback), ev)?;
+        let found = idx.lookup(probes, self.cfg.single_pending_fallback);
+        r.remember_miss(spi, found);
+        let (inside, out_spi, how) = outcome(found, ev)?;
         if idx.bindings >= self.cfg.max_bindings_per_responder {
             return Err(ev.count(NatDrop::EspResponderBindingLimit));
         }
@@ -360,8 +366,15 @@ fn outcome(found: Lookup, ev: &mut NatEvents) -> Result<(Ipv4Addr, u32, Resoluti
             out_spi,
             how,
         } => Ok((inside, out_spi, how)),
-        Lookup::Collision => Err(ev.count(NatDrop::EspCollision)),
-        Lookup::AlreadyPaired => Err(ev.count(NatDrop::EspAlreadyPaired)),
-        Lookup::Unmatched => Err(ev.count(NatDrop::EspUnmatched)),
+        miss => Err(refusal(miss, ev)),
     }
+}
+
+/// Counts and returns the drop reason of a refused lookup.
+fn refusal(miss: Lookup, ev: &mut NatEvents) -> NatDrop {
+    ev.count(match miss {
+        Lookup::Collision => NatDrop::EspCollision,
+        Lookup::AlreadyPaired => NatDrop::EspAlreadyPaired,
+        Lookup::Unmatched | Lookup::Bind { .. } => NatDrop::EspUnmatched,
+    })
 }

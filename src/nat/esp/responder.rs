@@ -8,7 +8,10 @@ use super::Resolution;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Slots of the recent-miss cache (direct-mapped by SPI).
+const MISS_SLOTS: usize = 16;
 
 /// A recorded outbound SPI as the index sees it.
 #[derive(Debug, Clone, Copy)]
@@ -212,8 +215,16 @@ fn take_from<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<u32>>, key: K, sp
     }
 }
 
-/// A responder: the lock-free pre-filter count, the rate bucket and the index.
+/// A responder: the lock-free pre-filter count and recent-miss cache, the
+/// rate bucket and the index.
 pub(super) struct Responder {
+    /// Bumped (under the index lock) by every change to the index, so a
+    /// remembered miss is trusted only while the index is as it was.
+    version: AtomicU32,
+    /// Unknown SPIs recently refused, with the index version and the
+    /// refusal: a repeated unmatched SPI (e.g. a non-cooperating
+    /// responder's SA) costs neither a token, an MD5 nor the lock.
+    misses: [AtomicU64; MISS_SLOTS],
     /// Mirror of `Index::unpaired_total`, read without the lock: a responder
     /// with nothing unpaired cannot match anything, so its unknown SPIs are
     /// dropped before any MD5 or lock.
@@ -226,15 +237,53 @@ pub(super) struct Responder {
 impl Responder {
     pub(super) fn new(burst: u32, now: super::super::Millis) -> Self {
         Responder {
+            version: AtomicU32::new(1),
+            misses: Default::default(),
             unpaired: AtomicU32::new(0),
             bucket: Mutex::new(TokenBucket::full(burst, now)),
             index: Mutex::new(Index::default()),
         }
     }
 
-    /// Publishes the index's unpaired count for the pre-filter.
+    /// After a change to the index (caller holds its lock): publishes the
+    /// unpaired count for the pre-filter and forgets remembered misses.
     pub(super) fn publish(&self, idx: &Index) {
         self.unpaired.store(idx.unpaired_total, Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn miss_slot(&self, spi: u32) -> Option<&AtomicU64> {
+        let i = (spi.wrapping_mul(0x9e37_79b1) >> 28) as usize;
+        self.misses.get(i % MISS_SLOTS)
+    }
+
+    fn miss_entry(&self, spi: u32, kind: u64) -> u64 {
+        let v = u64::from(self.version.load(Ordering::Relaxed) & 0x3fff_ffff);
+        (u64::from(spi) << 32) | (v << 2) | kind
+    }
+
+    /// The refusal remembered for `spi` under the current index, if any.
+    pub(super) fn recent_miss(&self, spi: u32) -> Option<Lookup> {
+        let got = self.miss_slot(spi)?.load(Ordering::Relaxed);
+        [Lookup::Collision, Lookup::AlreadyPaired, Lookup::Unmatched]
+            .into_iter()
+            .zip(1u64..)
+            .find(|(_, kind)| got == self.miss_entry(spi, *kind))
+            .map(|(l, _)| l)
+    }
+
+    /// Remembers a refusal of `spi` (caller holds the index lock, so the
+    /// version is the one the lookup saw).
+    pub(super) fn remember_miss(&self, spi: u32, found: Lookup) {
+        let kind = match found {
+            Lookup::Collision => 1,
+            Lookup::AlreadyPaired => 2,
+            Lookup::Unmatched => 3,
+            Lookup::Bind { .. } => return,
+        };
+        if let Some(slot) = self.miss_slot(spi) {
+            slot.store(self.miss_entry(spi, kind), Ordering::Relaxed);
+        }
     }
 
     /// True when the pre-filter lets an unknown SPI through to the index.

@@ -186,6 +186,32 @@ fn flood_on_one_responder_leaves_another_resolvable() {
 }
 
 #[test]
+fn repeated_unmatched_spi_is_remembered_until_the_index_changes() {
+    let esp = EspConfig {
+        resolve_burst: 1,
+        ..EspConfig::default()
+    };
+    let n = nat_with(NatConfig::default(), esp);
+    let mut ev = NatEvents::default();
+    esp_out(&n, H1, 0x1234_5678, 0, &mut ev).unwrap();
+    // A non-cooperating SA's SPI, over and over: one token, then the cache.
+    let s_o = 0xD456_0CA1u32;
+    for _ in 0..10_000 {
+        assert_eq!(esp_in(&n, s_o, 0, &mut ev), Err(NatDrop::EspUnmatched));
+    }
+    assert_eq!(drops(&ev, NatDrop::EspResolveRateLimited), 0);
+    // A fresh SPI finds the bucket empty: the repeats did not drain it...
+    assert_eq!(
+        esp_in(&n, 0x0BAD_0BAD, 0, &mut ev),
+        Err(NatDrop::EspResolveRateLimited)
+    );
+    // ...and once an SPI that matches is recorded, the miss is forgotten.
+    esp_out(&n, H2, L.derive_with(s_o, 0x2222_0000), 0, &mut ev).unwrap();
+    assert_eq!(esp_in(&n, s_o, SEC, &mut ev), Ok(H2));
+    ok(&n);
+}
+
+#[test]
 fn unknown_spi_from_responder_without_pending_spis_is_dropped_early() {
     let n = nat_with(NatConfig::default(), EspConfig::default());
     let mut ev = NatEvents::default();
