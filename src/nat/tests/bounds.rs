@@ -358,3 +358,53 @@ fn everything_drains_after_the_timeouts() {
     n.drain_check(0, &mut ev).unwrap();
     assert_eq!(n.esp.responder_count(), 0);
 }
+
+#[test]
+fn concurrent_workers_and_sweeps_keep_counts_consistent() {
+    let mut cfg = NatConfig::default();
+    cfg.limits.max_ports_per_host = 8;
+    cfg.limits.max_hosts = 6;
+    cfg.limits.max_esp_spis_per_host = 3;
+    let esp = EspConfig {
+        max_spis: 10,
+        max_bindings: 6,
+        max_bindings_per_responder: 4,
+        single_pending_fallback: true,
+        idle_timeout: 5,
+        ..EspConfig::default()
+    };
+    let n = nat_with(cfg, esp);
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let n = &n;
+            s.spawn(move || {
+                let mut rng = SmallRng::seed_from_u64(10 + t);
+                let mut ev = NatEvents::default();
+                for i in 0..20_000u64 {
+                    let now = i * 10;
+                    let h = Ipv4Addr::new(10, 6, 1, rng.gen_range(1..9));
+                    let r = if rng.gen() { R } else { R2 };
+                    match rng.gen_range(0..5) {
+                        0 => {
+                            let _ = udp_out(n, h, rng.gen_range(5000..5012), r, now, &mut ev);
+                        }
+                        1 => {
+                            let spi = L.derive_with(rng.gen_range(0..8), rng.gen());
+                            let _ = esp_out_to(n, h, r, spi, now, &mut ev);
+                        }
+                        2 => {
+                            let _ = esp_in_from(n, r, rng.gen_range(0..8), now, &mut ev);
+                        }
+                        3 => {
+                            let _ = esp_in_from(n, r, rng.gen(), now, &mut ev);
+                        }
+                        _ if t == 0 && i % 50 == 0 => n.expire(now, &mut ev),
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    ok(&n);
+    n.drain_check(200 * SEC, &mut NatEvents::default()).unwrap();
+}
