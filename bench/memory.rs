@@ -43,6 +43,8 @@ fn main() {
             new_sessions_per_sec_per_host: u32::MAX / 2,
             new_sessions_burst: u32::MAX / 2,
             max_esp_spis_per_host: 64,
+            max_ports_per_host: u32::MAX,
+            max_hosts: u32::MAX,
         },
         ..NatConfig::default()
     };

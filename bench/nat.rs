@@ -20,6 +20,8 @@ fn big_limits() -> NatConfig {
             new_sessions_per_sec_per_host: u32::MAX / 2,
             new_sessions_burst: u32::MAX / 2,
             max_esp_spis_per_host: u32::MAX,
+            max_ports_per_host: u32::MAX,
+            max_hosts: u32::MAX,
         },
         ..NatConfig::default()
     }
@@ -105,7 +107,11 @@ fn esp_match(c: &mut Criterion) {
     let l = Layout::default();
     let mut g = c.benchmark_group("esp/unknown_spi_match");
     for pending in [1u32, 1_000, 100_000] {
-        let nat = Nat::new(big_limits(), EspConfig::default(), externals(1), 3).unwrap();
+        let esp = EspConfig {
+            max_spis: u32::MAX,
+            ..EspConfig::default()
+        };
+        let nat = Nat::new(big_limits(), esp, externals(1), 3).unwrap();
         let mut ev = NatEvents::default();
         // `pending` recorded outbound SPIs toward R from many hosts, plus the one we look for.
         for i in 0..pending.saturating_sub(1) {

@@ -57,6 +57,13 @@ pub struct Limits {
     pub new_sessions_burst: u32,
     /// Outbound SPIs one inside host may have recorded.
     pub max_esp_spis_per_host: u32,
+    /// External ports (mappings) one inside host may hold per protocol, so a
+    /// few hosts cannot exhaust the port range (default 4096: at least 15
+    /// hosts at their quota before the default range of 64512 ports is used up).
+    pub max_ports_per_host: u32,
+    /// Inside hosts with NAT state (sessions, recorded SPIs or a rate-limit
+    /// bucket still refilling).
+    pub max_hosts: u32,
 }
 
 impl Default for Limits {
@@ -67,6 +74,8 @@ impl Default for Limits {
             new_sessions_per_sec_per_host: 1000,
             new_sessions_burst: 2000,
             max_esp_spis_per_host: 64,
+            max_ports_per_host: 4096,
+            max_hosts: 65_536,
         }
     }
 }
@@ -98,6 +107,18 @@ pub struct EspConfig {
     pub single_pending_fallback: bool,
     /// Idle timeout of recorded outbound SPIs and inbound bindings, seconds.
     pub idle_timeout: u32,
+    /// Recorded outbound SPIs, all inside hosts and responders together
+    /// (the per-host cap is `nat.limits.max_esp_spis_per_host`).
+    pub max_spis: u32,
+    /// Inbound SPI bindings, in total.
+    pub max_bindings: u32,
+    /// Inbound SPI bindings with one responder.
+    pub max_bindings_per_responder: u32,
+    /// Unknown inbound SPIs per second one responder may have matched
+    /// (token bucket in front of the MD5 and the responder's index lock).
+    pub resolve_per_sec_per_responder: u32,
+    /// Depth of that token bucket.
+    pub resolve_burst: u32,
 }
 
 impl Default for EspConfig {
@@ -107,6 +128,11 @@ impl Default for EspConfig {
             relations: Relations::Both,
             single_pending_fallback: false,
             idle_timeout: 600,
+            max_spis: 65_536,
+            max_bindings: 65_536,
+            max_bindings_per_responder: 16_384,
+            resolve_per_sec_per_responder: 1000,
+            resolve_burst: 256,
         }
     }
 }
@@ -162,6 +188,17 @@ fn floor(field: &'static str, v: u32, min: u32, rfc: &str) -> Result<(), ConfigE
     Ok(())
 }
 
+/// Refuses a zero limit, naming the first offending field.
+fn at_least_one<const N: usize>(fields: [(&'static str, u32); N]) -> Result<(), ConfigError> {
+    match fields.iter().find(|(_, v)| *v == 0) {
+        Some((field, _)) => Err(ConfigError {
+            field,
+            why: "must be at least 1".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl NatConfig {
     /// Checks ranges and RFC minimum timeouts.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -187,7 +224,7 @@ impl NatConfig {
             });
         }
         let l = &self.limits;
-        for (field, v) in [
+        at_least_one([
             ("nat.limits.max_sessions", l.max_sessions),
             ("nat.limits.max_sessions_per_host", l.max_sessions_per_host),
             (
@@ -196,15 +233,9 @@ impl NatConfig {
             ),
             ("nat.limits.new_sessions_burst", l.new_sessions_burst),
             ("nat.limits.max_esp_spis_per_host", l.max_esp_spis_per_host),
-        ] {
-            if v == 0 {
-                return Err(ConfigError {
-                    field,
-                    why: "must be at least 1".into(),
-                });
-            }
-        }
-        Ok(())
+            ("nat.limits.max_ports_per_host", l.max_ports_per_host),
+            ("nat.limits.max_hosts", l.max_hosts),
+        ])
     }
 }
 
@@ -221,7 +252,19 @@ impl EspConfig {
                 why: "must be at least 1 s".into(),
             });
         }
-        Ok(())
+        at_least_one([
+            ("esp.max_spis", self.max_spis),
+            ("esp.max_bindings", self.max_bindings),
+            (
+                "esp.max_bindings_per_responder",
+                self.max_bindings_per_responder,
+            ),
+            (
+                "esp.resolve_per_sec_per_responder",
+                self.resolve_per_sec_per_responder,
+            ),
+            ("esp.resolve_burst", self.resolve_burst),
+        ])
     }
 }
 
@@ -248,6 +291,37 @@ mod tests {
             c.validate().unwrap_err().field,
             "nat.timeouts.tcp_established"
         );
+    }
+
+    #[test]
+    fn zero_limits_name_the_field() {
+        let mut c = NatConfig::default();
+        c.limits.max_ports_per_host = 0;
+        assert_eq!(
+            c.validate().unwrap_err().field,
+            "nat.limits.max_ports_per_host"
+        );
+        let mut c = NatConfig::default();
+        c.limits.max_hosts = 0;
+        assert_eq!(c.validate().unwrap_err().field, "nat.limits.max_hosts");
+        for (field, set) in [
+            (
+                "esp.max_spis",
+                (|e: &mut EspConfig| e.max_spis = 0) as fn(&mut EspConfig),
+            ),
+            ("esp.max_bindings", |e| e.max_bindings = 0),
+            ("esp.max_bindings_per_responder", |e| {
+                e.max_bindings_per_responder = 0
+            }),
+            ("esp.resolve_per_sec_per_responder", |e| {
+                e.resolve_per_sec_per_responder = 0
+            }),
+            ("esp.resolve_burst", |e| e.resolve_burst = 0),
+        ] {
+            let mut e = EspConfig::default();
+            set(&mut e);
+            assert_eq!(e.validate().unwrap_err().field, field);
+        }
     }
 
     #[test]

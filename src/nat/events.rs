@@ -33,11 +33,29 @@ pub enum NatDrop {
     EspSpiConflict,
     /// Inside host already has the maximum number of outbound SPIs recorded.
     EspHostLimit,
+    /// Inbound ESP whose SPI matches only outbound SPIs that already paired
+    /// with another inbound SPI (an SA pairs once).
+    EspAlreadyPaired,
+    /// Inbound ESP with an unknown SPI from a responder with no unpaired
+    /// outbound SPI: dropped before any hashing or locking.
+    EspNoPending,
+    /// Unknown-SPI lookups for this responder over `esp.resolve_per_sec_per_responder`.
+    EspResolveRateLimited,
+    /// The responder has `esp.max_bindings_per_responder` bindings.
+    EspResponderBindingLimit,
+    /// `esp.max_bindings` bindings exist.
+    EspBindingsFull,
+    /// `esp.max_spis` outbound SPIs are recorded.
+    EspSpisFull,
+    /// The inside host holds `nat.limits.max_ports_per_host` ports of this protocol.
+    PortQuota,
+    /// `nat.limits.max_hosts` inside hosts have state.
+    HostsFull,
 }
 
 impl NatDrop {
     /// Every reason, in label order.
-    pub const ALL: [NatDrop; 14] = [
+    pub const ALL: [NatDrop; 22] = [
         NatDrop::MalformedL4,
         NatDrop::UnsupportedProtocol,
         NatDrop::UnsupportedIcmp,
@@ -52,6 +70,14 @@ impl NatDrop {
         NatDrop::EspUnmatched,
         NatDrop::EspSpiConflict,
         NatDrop::EspHostLimit,
+        NatDrop::EspAlreadyPaired,
+        NatDrop::EspNoPending,
+        NatDrop::EspResolveRateLimited,
+        NatDrop::EspResponderBindingLimit,
+        NatDrop::EspBindingsFull,
+        NatDrop::EspSpisFull,
+        NatDrop::PortQuota,
+        NatDrop::HostsFull,
     ];
 
     /// Prometheus label value.
@@ -71,6 +97,14 @@ impl NatDrop {
             NatDrop::EspUnmatched => "esp_unmatched",
             NatDrop::EspSpiConflict => "esp_spi_conflict",
             NatDrop::EspHostLimit => "esp_host_limit",
+            NatDrop::EspAlreadyPaired => "esp_already_paired",
+            NatDrop::EspNoPending => "esp_no_pending",
+            NatDrop::EspResolveRateLimited => "esp_resolve_rate_limited",
+            NatDrop::EspResponderBindingLimit => "esp_responder_binding_limit",
+            NatDrop::EspBindingsFull => "esp_bindings_full",
+            NatDrop::EspSpisFull => "esp_spis_full",
+            NatDrop::PortQuota => "port_quota",
+            NatDrop::HostsFull => "hosts_full",
         }
     }
 }

@@ -2,9 +2,11 @@
 //! demultiplexing and packet rewriting. No I/O and no clock reads: every
 //! call takes the current time as [`Millis`] from a monotonic clock.
 
+mod bucket;
 pub mod config;
 pub mod esp;
 pub mod events;
+mod invariants;
 pub mod ports;
 pub mod table;
 pub mod tcp_state;
@@ -56,10 +58,12 @@ impl Nat {
         self.table.is_external(ip)
     }
 
-    /// Expires idle sessions, mappings, SPIs and bindings.
+    /// Expires idle sessions, mappings, SPIs and bindings, then host entries
+    /// left holding nothing (ESP first, so a host whose last SPI expired is
+    /// reclaimed in the same sweep).
     pub fn expire(&self, now: Millis, ev: &mut NatEvents) {
-        self.table.expire(now, ev);
         self.esp.expire(&self.table, now, ev);
+        self.table.expire(now, ev);
     }
 }
 

@@ -410,14 +410,35 @@ const L: Layout = Layout {
 };
 
 fn esp_out(n: &Nat, h: Ipv4Addr, spi: u32, now: Millis, ev: &mut NatEvents) -> Result<(), NatDrop> {
-    let mut p = build::esp(h, R, spi, 1, b"ciphertext");
+    esp_out_to(n, h, R, spi, now, ev)
+}
+
+fn esp_out_to(
+    n: &Nat,
+    h: Ipv4Addr,
+    r: Ipv4Addr,
+    spi: u32,
+    now: Millis,
+    ev: &mut NatEvents,
+) -> Result<(), NatDrop> {
+    let mut p = build::esp(h, r, spi, 1, b"ciphertext");
     n.outbound(&mut p, now, ev)?;
     assert_eq!(ipv4::Packet::new_checked(&p[..]).unwrap().src(), G);
     Ok(())
 }
 
 fn esp_in(n: &Nat, spi: u32, now: Millis, ev: &mut NatEvents) -> Result<Ipv4Addr, NatDrop> {
-    let mut p = build::esp(R, G, spi, 1, b"ciphertext");
+    esp_in_from(n, R, spi, now, ev)
+}
+
+fn esp_in_from(
+    n: &Nat,
+    r: Ipv4Addr,
+    spi: u32,
+    now: Millis,
+    ev: &mut NatEvents,
+) -> Result<Ipv4Addr, NatDrop> {
+    let mut p = build::esp(r, G, spi, 1, b"ciphertext");
     n.inbound(&mut p, now, ev)?;
     let ip = ipv4::Packet::new_checked(&p[..]).unwrap();
     assert!(ip.verify_checksum());
@@ -544,10 +565,13 @@ fn esp_state_expires_when_idle() {
     assert_eq!(n.esp.recorded_count(), 0);
     assert_eq!(ev.esp.bindings_expired, 1);
     assert_eq!(ev.esp.spis_expired, 1);
+    // Nothing left for R: dropped by the pre-filter, before any MD5.
     assert_eq!(
         esp_in(&n, s_o, 601 * SEC, &mut ev),
-        Err(NatDrop::EspUnmatched)
+        Err(NatDrop::EspNoPending)
     );
+    n.check_invariants().unwrap();
+    assert!(n.is_empty());
 }
 
 #[test]
@@ -646,3 +670,5 @@ fn partial_checksums_stay_partial_and_complete_correctly() {
         assert_checksums(&back);
     }
 }
+
+mod bounds;

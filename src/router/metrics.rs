@@ -193,6 +193,16 @@ pub fn render(shared: &Shared) -> String {
         one(fwd.nat.esp.binding_count() as u64),
     );
     f.gauge(
+        "spimux_esp_responder_bindings_max",
+        "Most inbound SPI bindings held with one responder.",
+        one(fwd.nat.esp.max_responder_bindings() as u64),
+    );
+    f.gauge(
+        "spimux_nat_host_ports_max",
+        "Most external ports one inside host holds for one protocol.",
+        one(t.max_host_ports() as u64),
+    );
+    f.gauge(
         "spimux_esp_recorded_spis",
         "Recorded outbound SPIs.",
         one(fwd.nat.esp.recorded_count() as u64),

@@ -2,8 +2,12 @@
 //! the sessions that keep them alive, and per-host admission control.
 //!
 //! Lock order, to stay deadlock-free across workers and the expiry sweep:
-//! `hosts` → `mappings` → `reverse` → `pools`; `sessions` guards are never held
+//! `mappings` → `hosts`, `mappings` → `reverse` → `pools`; a `hosts` guard is
+//! never held while another map is locked; `sessions` guards are never held
 //! while another map is locked, except `mappings` inside session creation.
+
+mod hosts;
+mod invariants;
 
 use super::config::{Filtering, NatConfig};
 use super::events::{NatDrop, NatEvents, Proto};
@@ -12,6 +16,7 @@ use super::tcp_state::{self, Dir};
 use super::Millis;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
+use hosts::Hosts;
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -142,14 +147,6 @@ impl Mapping {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Host {
-    sessions: u32,
-    esp_spis: u32,
-    tokens: u32,
-    refilled_ms: Millis,
-}
-
 struct Pools {
     ports: [PortPool; 3],
     reserved: ReservedPorts,
@@ -173,7 +170,7 @@ pub struct Table {
     reverse: DashMap<ExternalKey, InsideKey>,
     sessions: DashMap<SessionKey, Session>,
     addr_permits: DashMap<(ExternalKey, [u8; 4]), u32>,
-    hosts: DashMap<Ipv4Addr, Host>,
+    hosts: Hosts,
     pools: Vec<Mutex<Pools>>,
     total_sessions: AtomicU32,
 }
@@ -206,7 +203,7 @@ impl Table {
             reverse: DashMap::new(),
             sessions: DashMap::new(),
             addr_permits: DashMap::new(),
-            hosts: DashMap::new(),
+            hosts: Hosts::new(cfg.limits),
             pools,
             total_sessions: AtomicU32::new(0),
         }
@@ -278,7 +275,13 @@ impl Table {
 
     /// Inside hosts with state.
     pub fn host_count(&self) -> usize {
-        self.hosts.len()
+        self.hosts.count.load(Ordering::Relaxed) as usize
+    }
+
+    /// The most external ports one inside host holds for one protocol
+    /// (bounded by `nat.limits.max_ports_per_host`). Walks the host entries.
+    pub fn max_host_ports(&self) -> usize {
+        self.hosts.max_ports() as usize
     }
 
     fn timeout(&self, proto: u8, tcp: u8) -> u32 {
@@ -291,68 +294,41 @@ impl Table {
         }
     }
 
-    /// Reserves room for one new session of `host`: table size, per-host
-    /// count and per-host rate. Undo with `release_host`.
-    fn admit(&self, host: Ipv4Addr, now: Millis, ev: &mut NatEvents) -> Result<(), NatDrop> {
-        let l = &self.cfg.limits;
-        if self.total_sessions.load(Ordering::Relaxed) >= l.max_sessions {
+    /// Reserves room for one new session of `host` (and one external port
+    /// of `proto` when the session needs a new mapping): table size, host
+    /// entries, per-host count, port quota and rate. Undo with `release_host`
+    /// (and `hosts.release_port`).
+    fn admit(
+        &self,
+        host: Ipv4Addr,
+        new_port: Option<u8>,
+        now: Millis,
+        ev: &mut NatEvents,
+    ) -> Result<(), NatDrop> {
+        if self.total_sessions.load(Ordering::Relaxed) >= self.cfg.limits.max_sessions {
             return Err(ev.count(NatDrop::TableFull));
         }
-        let mut h = self.hosts.entry(host).or_insert(Host {
-            sessions: 0,
-            esp_spis: 0,
-            tokens: l.new_sessions_burst,
-            refilled_ms: now,
-        });
-        let elapsed = now.saturating_sub(h.refilled_ms);
-        let add = elapsed.saturating_mul(u64::from(l.new_sessions_per_sec_per_host)) / 1000;
-        if add > 0 {
-            h.tokens = (u64::from(h.tokens) + add).min(u64::from(l.new_sessions_burst)) as u32;
-            h.refilled_ms = now;
-        }
-        if h.sessions >= l.max_sessions_per_host {
-            return Err(ev.count(NatDrop::HostLimit));
-        }
-        if h.tokens == 0 {
-            return Err(ev.count(NatDrop::RateLimited));
-        }
-        h.tokens -= 1;
-        h.sessions += 1;
+        self.hosts
+            .admit_session(host, new_port.map(proto_index), now)
+            .map_err(|r| ev.count(r))?;
         self.total_sessions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     fn release_host(&self, host: Ipv4Addr) {
-        if let Some(mut h) = self.hosts.get_mut(&host) {
-            h.sessions = h.sessions.saturating_sub(1);
-        }
+        self.hosts.release_session(host);
         self.total_sessions.fetch_sub(1, Ordering::Relaxed);
-        self.hosts.remove_if(&host, |_, h| {
-            h.sessions == 0 && h.esp_spis == 0 && h.tokens >= self.cfg.limits.new_sessions_burst
-        });
     }
 
-    /// Reserves one recorded-SPI slot for `host` (ESP demux limit).
-    pub(crate) fn admit_esp_spi(&self, host: Ipv4Addr, now: Millis) -> bool {
-        let burst = self.cfg.limits.new_sessions_burst;
-        let mut h = self.hosts.entry(host).or_insert(Host {
-            sessions: 0,
-            esp_spis: 0,
-            tokens: burst,
-            refilled_ms: now,
-        });
-        if h.esp_spis >= self.cfg.limits.max_esp_spis_per_host {
-            return false;
-        }
-        h.esp_spis += 1;
-        true
+    /// Reserves one recorded-SPI slot for `host` (ESP demux limit): refused
+    /// with `EspHostLimit` or `HostsFull`, not counted here.
+    pub(crate) fn admit_esp_spi(&self, host: Ipv4Addr, now: Millis) -> Result<(), NatDrop> {
+        self.hosts.admit_esp_spi(host, now)
     }
 
     /// Releases a recorded-SPI slot.
     pub(crate) fn release_esp_spi(&self, host: Ipv4Addr) {
-        if let Some(mut h) = self.hosts.get_mut(&host) {
-            h.esp_spis = h.esp_spis.saturating_sub(1);
-        }
+        self.hosts.release_esp_spi(host);
     }
 
     fn allocate_port(&self, pool_index: usize, proto: u8, inside_port: u16) -> Option<u16> {
@@ -422,15 +398,18 @@ impl Table {
         ev: &mut NatEvents,
     ) -> Result<Endpoint, NatDrop> {
         let host = mk.parts().1;
-        self.admit(host, now, ev)?;
         // Take a session reference on the mapping (creating it) under its shard lock,
         // so the sweep cannot remove it between here and the session insert.
+        // Admission happens under that lock too, so a new mapping always
+        // holds one unit of its host's port quota.
         let ext = match self.mappings.entry(mk) {
             Entry::Occupied(mut o) => {
+                self.admit(host, None, now, ev)?;
                 o.get_mut().add_sessions(1);
                 o.get().external
             }
             Entry::Vacant(v) => {
+                self.admit(host, Some(proto), now, ev)?;
                 let (pi, _) = self.external_for(host);
                 let (_, _, inside_port) = mk.parts();
                 let port = u8::try_from(pi)
@@ -439,6 +418,7 @@ impl Table {
                 let Some((index, port)) = port else {
                     drop(v);
                     self.release_host(host);
+                    self.hosts.release_port(host, proto_index(proto));
                     return Err(ev.count(NatDrop::PortsExhausted));
                 };
                 let ext = ExternalKey::new(proto, index, port);
@@ -491,6 +471,8 @@ impl Table {
         if let Some((_, m)) = self.mappings.remove_if(&mk, |_, m| m.sessions() == 0) {
             self.reverse.remove(&m.external);
             self.release_port(m.external);
+            let (proto, host, _) = mk.parts();
+            self.hosts.release_port(host, proto_index(proto));
         }
     }
 
@@ -571,7 +553,8 @@ impl Table {
         Some(self.ext_endpoint(ext))
     }
 
-    /// Removes sessions idle past their timeout, then mappings left without sessions.
+    /// Removes sessions idle past their timeout, then mappings left without
+    /// sessions, then host entries holding nothing whose rate bucket has refilled.
     pub fn expire(&self, now: Millis, ev: &mut NatEvents) {
         let now_s = (now / 1000) as u32;
         let mut dead: Vec<SessionKey> = Vec::new();
@@ -600,5 +583,6 @@ impl Table {
             self.unref_mapping(mk);
             self.release_host(mk.parts().1);
         }
+        self.hosts.reclaim(now);
     }
 }
