@@ -151,7 +151,7 @@ impl Client {
     /// When `poll` next has something to do.
     pub fn deadline(&self) -> Option<u64> {
         self.pending.map(|p| match p.phase {
-            Phase::AwaitReply => p.sent_ms + p.rto_ms,
+            Phase::AwaitReply => p.sent_ms.saturating_add(p.rto_ms),
             Phase::AwaitPlain { deadline } => deadline,
         })
     }
@@ -239,7 +239,8 @@ impl Client {
                 if plain_pending {
                     let rtt = now.saturating_sub(p.sent_ms);
                     p.phase = Phase::AwaitPlain {
-                        deadline: now + self.cfg.min_probe_wait_ms.max(2 * rtt),
+                        deadline: now
+                            .saturating_add(self.cfg.min_probe_wait_ms.max(rtt.saturating_mul(2))),
                     };
                     self.pending = Some(p);
                 } else if over == Encap::Udp || matches!(p.phase, Phase::AwaitPlain { .. }) {
@@ -255,8 +256,8 @@ impl Client {
     pub fn poll(&mut self, now: u64, out: &mut Vec<Event>) {
         let Some(mut p) = self.pending else { return };
         match p.phase {
-            Phase::AwaitReply if now >= p.sent_ms + p.rto_ms => {
-                p.rto_ms = (p.rto_ms * 2).min(self.cfg.max_rto_ms);
+            Phase::AwaitReply if now >= p.sent_ms.saturating_add(p.rto_ms) => {
+                p.rto_ms = p.rto_ms.saturating_mul(2).min(self.cfg.max_rto_ms);
                 self.send(p, now, out);
             }
             Phase::AwaitPlain { deadline } if now >= deadline => {
@@ -288,8 +289,14 @@ impl Client {
 
     /// Sends the request copies of `p` under a fresh identification.
     fn send(&mut self, mut p: Pending, now: u64, out: &mut Vec<Event>) {
-        self.last_id += 1;
-        p.id = self.last_id;
+        // A gateway that claims the last identification leaves none fresh: give up.
+        let Some(id) = self.last_id.checked_add(1) else {
+            self.pending = None;
+            out.push(Event::Rejected(Code::Stale));
+            return;
+        };
+        self.last_id = id;
+        p.id = id;
         p.sent_ms = now;
         let supported = if p.offer_plain {
             EncapSet::of(&[Encap::Plain, Encap::Udp])

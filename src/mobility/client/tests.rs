@@ -374,3 +374,48 @@ fn a_new_route_with_the_same_source_address_re_registers() {
     );
     assert_eq!(s.client.path(), Some(second));
 }
+
+/// Fuzzing found `sent_ms + rto_ms` and `rto_ms * 2` overflowing with the
+/// large timeouts the configuration allows.
+#[test]
+fn huge_timeouts_saturate() {
+    let cfg = ClientConfig {
+        initial_rto_ms: u64::MAX - 1,
+        max_rto_ms: u64::MAX,
+        min_probe_wait_ms: u64::MAX,
+        ..CFG
+    };
+    let mut c = Client::new(cfg, 1000);
+    let mut out = Vec::new();
+    c.on_path(5, Some(super::Path::from_src(DIRECT)), &mut out);
+    assert_eq!(c.deadline(), Some(u64::MAX));
+    out.clear();
+    c.poll(u64::MAX, &mut out);
+    assert!(matches!(out.first(), Some(Event::Send(_))), "{out:?}");
+    assert_eq!(c.deadline(), Some(u64::MAX));
+}
+
+/// Fuzzing found `last_id += 1` overflowing after a stale reply naming
+/// `u64::MAX`: no fresh identification is left, so the client gives up.
+#[test]
+fn a_stale_reply_at_the_last_identification_stops_the_registration() {
+    let mut c = Client::new(CFG, 1000);
+    let mut out = Vec::new();
+    c.on_path(0, Some(super::Path::from_src(DIRECT)), &mut out);
+    let Some(Event::Send(req)) = out.iter().find(|e| matches!(e, Event::Send(_))).copied() else {
+        panic!("no request: {out:?}");
+    };
+    let stale = Rrep {
+        id: req.id,
+        code: Code::Stale,
+        observed: req.sent,
+        nat: NatFields::default(),
+        use_encap: None,
+        keepalive_secs: 0,
+        last_id: Some(u64::MAX),
+    };
+    out.clear();
+    c.on_reply(1, &stale, Encap::Udp, &mut out);
+    assert_eq!(out, [Event::Rejected(Code::Stale)]);
+    assert!(!c.registering());
+}
