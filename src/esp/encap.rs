@@ -61,7 +61,9 @@ impl KeepaliveTimer {
 
     /// Milliseconds until the next keepalive would be due.
     pub fn next_in(&self, now_ms: u64) -> u64 {
-        (self.last_sent_ms + self.interval_ms).saturating_sub(now_ms)
+        self.last_sent_ms
+            .saturating_add(self.interval_ms)
+            .saturating_sub(now_ms)
     }
 }
 
@@ -101,5 +103,9 @@ mod tests {
             !KeepaliveTimer::new(0, 0).due(u64::MAX),
             "interval 0 disables"
         );
+        // Fuzzing found `next_in` overflowing on a huge interval.
+        let t = KeepaliveTimer::new(u64::MAX, 10);
+        assert_eq!(t.next_in(10), u64::MAX - 10);
+        assert!(!t.due(u64::MAX));
     }
 }

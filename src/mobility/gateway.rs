@@ -194,28 +194,29 @@ fn decide(
     let copy = reg.last_id == Some(req.id)
         && reg.src == Some(observed.src)
         && !reg.seen.contains(observed.encap);
-    let outcome = if newer {
-        *reg = Registration {
+    // Work on a copy: a request that moves nothing must not consume the identification.
+    let (outcome, mut next) = if newer {
+        let fresh = Registration {
             last_id: Some(req.id),
             src: Some(observed.src),
             ..Registration::default()
         };
-        Outcome::Accepted
+        (Outcome::Accepted, fresh)
     } else if copy {
-        Outcome::AcceptedCopy
+        (Outcome::AcceptedCopy, *reg)
     } else {
         return (Outcome::Stale, None);
     };
-    reg.seen = EncapSet(reg.seen.0 | EncapSet::of(&[observed.encap]).0);
-    reg.translated |= nat.any();
+    next.seen = EncapSet(next.seen.0 | EncapSet::of(&[observed.encap]).0);
+    next.translated |= nat.any();
     if observed.encap == Encap::Udp {
-        reg.udp_port = Some(observed.sport);
+        next.udp_port = Some(observed.sport);
     }
     // Plain ESP once a plain copy got through and no copy was translated;
     // otherwise UDP, at the port the UDP copy came from.
     let moved = match (
-        reg.seen.contains(Encap::Plain) && !reg.translated,
-        reg.udp_port,
+        next.seen.contains(Encap::Plain) && !next.translated,
+        next.udp_port,
     ) {
         (true, _) => Move {
             addr: observed.src,
@@ -227,9 +228,10 @@ fn decide(
             port,
             encap: Encap::Udp,
         },
-        // A translated copy over plain ESP was refused above, so a UDP copy exists.
+        // Only copies the gateway cannot answer on (TCP) so far.
         (false, None) => return (Outcome::EncapRefused, None),
     };
+    *reg = next;
     (outcome, Some(moved))
 }
 
@@ -414,6 +416,25 @@ mod tests {
         r.supported = EncapSet::of(&[Encap::Plain]);
         assert_eq!(run(&mut reg, &r, u).outcome, Outcome::BadRequest);
         assert_eq!(reg, Registration::default());
+    }
+
+    /// Fuzzing found a TCP copy refused as `EncapRefused` yet recorded: its
+    /// identification was used up and the later UDP copy counted as a copy.
+    #[test]
+    fn a_refused_tcp_copy_leaves_the_registration_alone() {
+        let mut reg = Registration::default();
+        let t = OuterHeader {
+            sport: 4500,
+            dport: 4500,
+            ..sent(Encap::Tcp, DIRECT)
+        };
+        let mut r = req(4, t);
+        r.supported = EncapSet::of(&Encap::ALL);
+        let d = run(&mut reg, &r, t);
+        assert_eq!((d.outcome, d.moved), (Outcome::EncapRefused, None));
+        assert_eq!(reg, Registration::default());
+        let u = sent(Encap::Udp, DIRECT);
+        assert_eq!(run(&mut reg, &req(4, u), u).outcome, Outcome::Accepted);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use core::net::Ipv4Addr;
 
-/// One's-complement sum of `data` as 16-bit big-endian words, not folded.
+/// One's-complement sum of `data` as 16-bit big-endian words, not
+/// complemented. The result is folded to at most 0xffff, so callers can add a
+/// pseudo-header sum (or several such sums) to it without overflow.
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(4);
@@ -18,9 +20,9 @@ pub fn sum(data: &[u8]) -> u32 {
     if i < rest.len() {
         acc += u64::from(rest[i]) << 8;
     }
-    // Fold 64 -> 32 keeping the carries.
-    while acc >> 32 != 0 {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    // Fold 64 -> 16 keeping the carries.
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
     }
     acc as u32
 }
@@ -79,6 +81,23 @@ mod tests {
     fn rfc1071_example_sum() {
         assert_eq!(fold(sum(&RFC1071)), 0xddf2);
         assert_eq!(checksum(&RFC1071), !0xddf2);
+    }
+
+    /// Fuzzing found `pseudo_header + sum` overflowing u32 in the TCP/UDP
+    /// checksums: a long run of 0xff bytes summed to nearly 2^32.
+    #[test]
+    fn sum_leaves_room_for_a_pseudo_header() {
+        let data = [0xffu8; 4096];
+        assert!(sum(&data) <= 0xffff);
+        assert_eq!(fold(sum(&data)), 0xffff);
+        let p = pseudo_header(
+            Ipv4Addr::new(255, 255, 255, 255),
+            Ipv4Addr::new(255, 255, 255, 255),
+            255,
+            u16::MAX,
+        );
+        assert!(p.checked_add(sum(&data)).is_some());
+        assert_eq!(fold(sum(&RFC1071)), 0xddf2, "same folded value as before");
     }
 
     #[test]

@@ -86,7 +86,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Rewrites the echo identifier, updating the checksum incrementally.
     pub fn set_echo_ident(&mut self, id: u16) {
         let old = self.echo_ident();
-        let c = checksum::update16(self.checksum(), old, id);
+        // RFC 1624 eqn. 3 yields 0x0000 when the message became all zero,
+        // whose only valid checksum is 0xffff; 0xffff is valid for any other
+        // message summing to zero as well.
+        let c = match checksum::update16(self.checksum(), old, id) {
+            0 => 0xffff,
+            c => c,
+        };
         put16(self.buf.as_mut(), 4, id);
         put16(self.buf.as_mut(), 2, c);
     }
@@ -160,6 +166,18 @@ mod tests {
         p.set_echo_ident(0xbeef);
         assert!(p.verify_checksum());
         assert_eq!(p.echo_ident(), 0xbeef);
+    }
+
+    /// Fuzzing found an echo reply whose identifier became 0 (all bytes zero)
+    /// left with checksum 0x0000, which no receiver accepts.
+    #[test]
+    fn ident_rewrite_to_an_all_zero_message_stays_valid() {
+        let mut b = [0u8, 0, 0, 0, 0xff, 0xff, 0, 0];
+        assert!(Packet::new_checked(&b[..]).unwrap().verify_checksum());
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.set_echo_ident(0);
+        assert!(p.verify_checksum());
+        assert_eq!(p.checksum(), 0xffff);
     }
 
     #[test]

@@ -141,6 +141,19 @@ mod tests {
         assert!(p.verify_checksum(SRC, DST));
     }
 
+    /// Fuzzing found the checksum overflowing on segments whose bytes sum high.
+    #[test]
+    fn checksum_of_a_segment_of_ones() {
+        let mut b = [0xffu8; 1500];
+        b[12] = 0x50;
+        assert!(!Packet::new_checked(&b[..])
+            .unwrap()
+            .verify_checksum(SRC, DST));
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.fill_checksum(SRC, DST);
+        assert!(p.verify_checksum(SRC, DST));
+    }
+
     #[test]
     fn rejects_bad_offsets() {
         let mut b = syn();

@@ -116,6 +116,19 @@ mod tests {
         assert!(!p.verify_checksum(SRC, Ipv4Addr::new(198, 51, 100, 70)));
     }
 
+    /// Fuzzing found the checksum overflowing on datagrams whose bytes sum high.
+    #[test]
+    fn checksum_of_a_datagram_of_ones() {
+        let mut b = [0xffu8; 1500];
+        b[4..6].copy_from_slice(&1500u16.to_be_bytes());
+        assert!(!Packet::new_checked(&b[..])
+            .unwrap()
+            .verify_checksum(SRC, DST));
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.fill_checksum(SRC, DST);
+        assert!(p.verify_checksum(SRC, DST));
+    }
+
     #[test]
     fn rejects_bad_length() {
         let mut b = dgram();
