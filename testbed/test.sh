@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash testbed/install-deps.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-# Every fuzz target, bounded (~10 s each over its seeds; fuzz/README.md).
+# Every fuzz target, bounded (~8 s each over its seeds; fuzz/README.md).
 bash bench/fuzz.sh ci
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --profile "${NEXTEST_PROFILE:-default}" "$@"
