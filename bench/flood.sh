@@ -14,7 +14,7 @@ source bench/lib.sh
 bench_init fl
 testbed_up config/router.toml
 metrics() { x "${P}rt" curl -sf -m 5 http://127.0.0.1:9780/metrics; }
-metric() { metrics | awk -v k="$1" '$1 == k {print $2; exit}'; }
+metric() { metrics | awk -v k="$1" '$1 == k {v = $2} END {print v}'; }  # no early exit: curl would fail on SIGPIPE
 x "${P}h1" ping -c 1 -W 2 198.51.100.69 >/dev/null
 x "${P}h2" ping -c 1 -W 2 198.51.100.69 >/dev/null
 x "${P}srv" iperf3 -s -B 198.51.100.69 -p 5201 >/dev/null 2>&1 &
@@ -26,6 +26,9 @@ S_R=$("$BIN" spi derive "$S_O")
 x "${P}srv" timeout 3600 python3 testbed/esp_peer.py responder --bind 198.51.100.69 --pairs "$S_R:$S_O" --seconds 3000 --ready "$RUN/esp-ready" >/dev/null 2>&1 &
 PIDS+=($!)
 wait_file "$RUN/esp-ready"
+# h1 records an outbound SPI nobody answers: the spoofed flood then meets a
+# pending SPI and goes through the rate-limited match, not only the pre-filter.
+x "${P}h1" python3 testbed/esp_peer.py send --dst 198.51.100.69 --spi 0x55550001 --count 1
 pid=$(ip netns pids "${P}rt" | while read -r p; do [ "$(cat /proc/$p/comm 2>/dev/null)" = spimux ] && echo "$p"; done | head -1)
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 
@@ -71,7 +74,10 @@ b, a = parse(sys.argv[1]), parse(sys.argv[2])
 out = []
 for k, v in a.items():
     if (k.startswith("spimux_drops_total") or k.startswith("spimux_icmp_errors_suppressed") or k == "spimux_arp_cache_full_total") and v - b.get(k, 0) > 0:
-        out.append("%s=%d" % (re.sub(r'.*reason="([^"]+)".*', r'\1', k) if "reason" in k else k.replace("spimux_", ""), v - b.get(k, 0)))
+        label = re.sub(r'.*reason="([^"]+)".*', r'\1', k) if "reason" in k else k.replace("spimux_", "")
+        if k.startswith("spimux_icmp_errors_suppressed"):
+            label = "icmp_not_sent:" + label
+        out.append("%s=%d" % (label, v - b.get(k, 0)))
 print(" ".join(out) or "-")
 PY
 )

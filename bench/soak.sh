@@ -25,7 +25,7 @@ open(p, "w").write(s)
 PY
 testbed_up "$RUN/router.toml"
 metrics() { x "${P}rt" curl -sf -m 5 http://127.0.0.1:9780/metrics; }
-metric() { metrics | awk -v k="$1" '$1 == k {print $2; exit}'; }
+metric() { metrics | awk -v k="$1" '$1 == k {v = $2} END {print v}'; }  # no early exit: curl would fail on SIGPIPE
 pid=$ROUTER
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 
