@@ -53,9 +53,10 @@ for i in range(50):
 }
 move_h2() {  # h2 between 10.6.1.3 and 10.6.1.30 (the client follows its route)
   local from=$1 to=$2
-  x "${P}h2" ip addr add "$to/24" dev "${P}b"
-  x "${P}h2" ip addr del "$from/24" dev "${P}b"
-  x "${P}h2" ip route replace default via 10.6.1.1
+  # One batch: deleting the primary address would also delete a secondary
+  # one in the same prefix, so the old address goes first.
+  printf 'addr del %s/24 dev %s\naddr add %s/24 dev %s\nroute replace default via 10.6.1.1\n' \
+    "$from" "${P}b" "$to" "${P}b" | x "${P}h2" ip -batch -
 }
 
 printf '%6s %8s %9s %9s %6s %9s %8s %8s %12s %7s\n' minute rss_kib sessions mappings hosts bindings spis arp rekeys moves
