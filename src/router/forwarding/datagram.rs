@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(Datagram::check(&p, &none), Err(DropReason::IpBadChecksum));
         p[10] ^= 1;
         p[6] = 0x20; // more fragments
-        assert!(Datagram::check(&p, &none).is_err());
+        ipv4::Packet::new_checked(&mut p[..])
+            .unwrap()
+            .fill_checksum();
+        assert_eq!(Datagram::check(&p, &none), Err(DropReason::Fragment));
         p[0] = 0x65;
         assert_eq!(Datagram::check(&p, &none), Err(DropReason::IpMalformed));
     }
