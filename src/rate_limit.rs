@@ -1,65 +1,61 @@
-//! A token bucket on the caller's millisecond clock, shared by the protocol
-//! cores that rate-limit what the outside can trigger (ICMP errors the
-//! router originates, ...). No clock reads: every call takes the time.
+//! A token bucket on the caller's millisecond clock, shared by the cores
+//! that rate-limit what the outside can trigger: the NAT's per-host
+//! new-session limit and per-responder unknown-SPI limit, the router's ICMP
+//! errors. Rate and burst are passed on each call, so a bucket is 12 bytes
+//! (one per inside host). No clock reads: every call takes the time.
 
-/// `rate_per_sec` tokens per second, at most `burst` saved up; starts full.
+/// Milliseconds on the caller's monotonic clock.
+type Millis = u64;
+
+/// Tokens refill at `rate` per second up to `burst`; one is taken per event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBucket {
-    rate_per_sec: u32,
-    burst: u32,
     tokens: u32,
-    refilled_ms: u64,
+    refilled_ms: Millis,
 }
 
 impl TokenBucket {
-    /// A full bucket at time `now` (milliseconds).
-    pub fn new(rate_per_sec: u32, burst: u32, now: u64) -> Self {
+    /// A full bucket at `now`.
+    pub fn full(burst: u32, now: Millis) -> Self {
         TokenBucket {
-            rate_per_sec,
-            burst,
             tokens: burst,
             refilled_ms: now,
         }
     }
 
-    /// Adds the tokens earned since the last refill. Only whole tokens are
-    /// added and the clock is advanced by exactly the time they stand for,
-    /// so slow rates are not rounded away by frequent calls.
-    fn refill(&mut self, now: u64) {
-        if self.rate_per_sec == 0 {
-            self.refilled_ms = now;
-            return;
-        }
+    /// Tokens the bucket would hold at `now` without taking any.
+    pub fn level(&self, rate: u32, burst: u32, now: Millis) -> u32 {
         let elapsed = now.saturating_sub(self.refilled_ms);
-        let earned = elapsed.saturating_mul(u64::from(self.rate_per_sec)) / 1000;
-        if earned == 0 {
-            return;
-        }
-        let tokens = u64::from(self.tokens).saturating_add(earned);
-        self.tokens = u32::try_from(tokens.min(u64::from(self.burst))).unwrap_or(self.burst);
-        if self.tokens == self.burst {
-            self.refilled_ms = now;
-        } else {
-            let used = earned.saturating_mul(1000) / u64::from(self.rate_per_sec);
-            self.refilled_ms = self.refilled_ms.saturating_add(used);
-        }
+        let add = elapsed.saturating_mul(u64::from(rate)) / 1000;
+        u64::from(self.tokens)
+            .saturating_add(add)
+            .min(u64::from(burst)) as u32
     }
 
-    /// Takes one token if there is one.
-    pub fn take(&mut self, now: u64) -> bool {
-        self.refill(now);
+    /// True when the bucket would be full at `now`: forgetting it and starting
+    /// a new full one later gives the owner nothing it would not have had.
+    pub fn is_full(&self, rate: u32, burst: u32, now: Millis) -> bool {
+        self.level(rate, burst, now) >= burst
+    }
+
+    /// Takes one token if there is one at `now`.
+    pub fn take(&mut self, rate: u32, burst: u32, now: Millis) -> bool {
+        let elapsed = now.saturating_sub(self.refilled_ms);
+        let add = elapsed.saturating_mul(u64::from(rate)) / 1000;
+        if u64::from(self.tokens).saturating_add(add) >= u64::from(burst) {
+            self.tokens = burst;
+            self.refilled_ms = now.max(self.refilled_ms);
+        } else if add > 0 {
+            // Advance the mark only by the time those whole tokens took, so
+            // frequent calls keep the fractional refill.
+            self.tokens += add as u32;
+            self.refilled_ms += add.saturating_mul(1000) / u64::from(rate.max(1));
+        }
         if self.tokens == 0 {
             return false;
         }
         self.tokens -= 1;
         true
-    }
-
-    /// True when the bucket would be full at `now` (nothing to remember).
-    pub fn is_full(&self, now: u64) -> bool {
-        let mut b = *self;
-        b.refill(now);
-        b.tokens >= b.burst
     }
 }
 
@@ -68,24 +64,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn burst_then_rate() {
-        let mut b = TokenBucket::new(10, 3, 0);
-        assert!((0..3).all(|_| b.take(0)));
-        assert!(!b.take(0));
-        assert!(!b.take(99), "a tenth of a second earns one token at 10/s");
-        assert!(b.take(100));
-        assert!(!b.take(100));
+    fn takes_burst_then_refills_at_rate() {
+        let mut b = TokenBucket::full(3, 0);
+        assert!((0..3).all(|_| b.take(10, 3, 0)));
+        assert!(!b.take(10, 3, 0));
+        assert!(
+            !b.take(10, 3, 99),
+            "a tenth of a second refills one at 10/s"
+        );
+        assert!(b.take(10, 3, 100));
+        assert!(!b.is_full(10, 3, 300));
+        assert!(b.is_full(10, 3, 400));
+        assert_eq!(b.level(10, 3, 10_000), 3);
+    }
+
+    #[test]
+    fn clock_going_back_does_not_refill() {
+        let mut b = TokenBucket::full(1, 5000);
+        assert!(b.take(1, 1, 5000));
+        assert!(!b.take(1, 1, 0));
+        assert!(b.take(1, 1, 6000));
+    }
+
+    #[test]
+    fn frequent_calls_keep_the_fractional_refill() {
+        let mut b = TokenBucket::full(3, 0);
+        assert!((0..3).all(|_| b.take(10, 3, 0)));
+        assert!(b.take(10, 3, 100));
         // Many calls 50 ms apart still earn 10 tokens per second.
-        let granted = (1..=20).filter(|i| b.take(100 + i * 50)).count();
+        let granted = (1..=20).filter(|i| b.take(10, 3, 100 + i * 50)).count();
         assert_eq!(granted, 10);
-        assert!(!b.is_full(1100));
-        assert!(b.is_full(10_000));
     }
 
     #[test]
     fn zero_rate_never_refills() {
-        let mut b = TokenBucket::new(0, 1, 0);
-        assert!(b.take(0));
-        assert!(!b.take(u64::MAX));
+        let mut b = TokenBucket::full(1, 0);
+        assert!(b.take(0, 1, 0));
+        assert!(!b.take(0, 1, u64::MAX));
     }
 }

@@ -2,7 +2,6 @@
 //! demultiplexing and packet rewriting. No I/O and no clock reads: every
 //! call takes the current time as [`Millis`] from a monotonic clock.
 
-mod bucket;
 pub mod config;
 pub mod esp;
 pub mod events;

@@ -3,8 +3,8 @@
 //! and the token bucket in front of its index. Each responder has its own
 //! locks, so a flood aimed at one never serialises work for another.
 
-use super::super::bucket::TokenBucket;
 use super::Resolution;
+use crate::rate_limit::TokenBucket;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

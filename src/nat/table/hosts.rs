@@ -4,10 +4,10 @@
 //! nothing and its rate bucket would be full again, so idling briefly never
 //! resets a host's rate limit.
 
-use super::super::bucket::TokenBucket;
 use super::super::config::Limits;
 use super::super::events::NatDrop;
 use super::super::Millis;
+use crate::rate_limit::TokenBucket;
 use dashmap::mapref::entry::Entry;
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;

@@ -57,7 +57,21 @@ pub struct Local {
     pub counters: Counters,
     /// Frames to send; the caller drains them after each batch.
     pub transmits: Vec<Transmit>,
-    icmp_budget: TokenBucket,
+    icmp_budget: IcmpBudget,
+}
+
+/// One thread's share of the ICMP error budget.
+pub(crate) struct IcmpBudget {
+    bucket: TokenBucket,
+    rate: u32,
+    burst: u32,
+}
+
+impl IcmpBudget {
+    /// Takes one error's worth if the share allows it at `now`.
+    pub(crate) fn take(&mut self, now: Millis) -> bool {
+        self.bucket.take(self.rate, self.burst, now)
+    }
 }
 
 /// The data interfaces as the policy sees them.
@@ -109,11 +123,11 @@ impl Forwarding {
         Local {
             counters: Counters::default(),
             transmits: Vec::new(),
-            icmp_budget: TokenBucket::new(
-                share(self.icmp.errors_per_sec),
-                share(self.icmp.errors_burst),
-                now,
-            ),
+            icmp_budget: IcmpBudget {
+                bucket: TokenBucket::full(share(self.icmp.errors_burst), now),
+                rate: share(self.icmp.errors_per_sec),
+                burst: share(self.icmp.errors_burst),
+            },
         }
     }
 
