@@ -4,8 +4,21 @@
 //! errors. Rate and burst are passed on each call, so a bucket is 12 bytes
 //! (one per inside host). No clock reads: every call takes the time.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 /// Milliseconds on the caller's monotonic clock.
 type Millis = u64;
+
+/// Takes one unit of the capped count `counter` if it is below `max`: the
+/// exact-count admission the bounded tables use, so a cap check costs one
+/// atomic instead of a walk over a concurrent map's shards.
+pub fn reserve(counter: &AtomicU32, max: u32) -> bool {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
 
 /// Tokens refill at `rate` per second up to `burst`; one is taken per event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,11 +17,13 @@
 use super::config::Arp as ArpConfig;
 use super::stats::{DropReason, Side};
 use crate::nat::Millis;
+use crate::rate_limit::reserve;
 use crate::wire::ethernet::Mac;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 struct Pending<F> {
     frames: VecDeque<F>,
@@ -62,6 +64,9 @@ pub struct ArpTable<F = Vec<u8>> {
     cfg: ArpConfig,
     /// Per side (`Side as usize`): address → (MAC, expiry).
     cache: [DashMap<Ipv4Addr, (Mac, Millis)>; 2],
+    /// Entries in each side's `cache`, exact: the cap check is one atomic,
+    /// not a walk over the map's shards for every new sender of a flood.
+    counts: [AtomicU32; 2],
     /// Per side: unresolved next hops and their queued frames.
     pending: [Mutex<HashMap<Ipv4Addr, Pending<F>>>; 2],
 }
@@ -72,6 +77,7 @@ impl<F> ArpTable<F> {
         ArpTable {
             cfg,
             cache: [DashMap::new(), DashMap::new()],
+            counts: [AtomicU32::new(0), AtomicU32::new(0)],
             pending: [Mutex::new(HashMap::new()), Mutex::new(HashMap::new())],
         }
     }
@@ -89,12 +95,12 @@ impl<F> ArpTable<F> {
 
     /// Entries cached on both sides.
     pub fn len(&self) -> usize {
-        self.cache.iter().map(DashMap::len).sum()
+        self.len_on(Side::Inside) + self.len_on(Side::Outside)
     }
 
     /// Entries cached on `side`.
     pub fn len_on(&self, side: Side) -> usize {
-        self.cache(side).len()
+        self.counts[side as usize].load(Ordering::Relaxed) as usize
     }
 
     /// Next hops waiting for resolution on `side`.
@@ -104,7 +110,7 @@ impl<F> ArpTable<F> {
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.cache.iter().all(DashMap::is_empty)
+        self.len() == 0
     }
 
     /// Queues `frame` until `ip` resolves.
@@ -165,10 +171,12 @@ impl<F> ArpTable<F> {
         }
         let expires = now.saturating_add(u64::from(self.cfg.cache_timeout).saturating_mul(1000));
         let waiting = self.pending[side as usize].lock().remove(&ip);
-        let cache = self.cache(side);
+        let (cache, count) = (self.cache(side), &self.counts[side as usize]);
         if let Some(p) = waiting {
             // Answers our own request: always cached (bounded by the pending hops).
-            cache.insert(ip, (mac, expires));
+            if cache.insert(ip, (mac, expires)).is_none() {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
             out.released = Vec::from(p.frames);
         } else if let Some(mut e) = cache.get_mut(&ip) {
             e.0 = mac;
@@ -176,10 +184,12 @@ impl<F> ArpTable<F> {
                 e.1 = expires;
             }
         } else if to_us {
-            if cache.len() < self.cfg.max_entries {
-                cache.insert(ip, (mac, expires));
-            } else {
+            let max = u32::try_from(self.cfg.max_entries).unwrap_or(u32::MAX);
+            if !reserve(count, max) {
                 out.cache_full = true;
+            } else if cache.insert(ip, (mac, expires)).is_some() {
+                // Raced with another thread adding the same sender.
+                count.fetch_sub(1, Ordering::Relaxed);
             }
         }
         out
@@ -204,7 +214,14 @@ impl<F> ArpTable<F> {
                 t.retry.push((side, *ip));
                 true
             });
-            self.cache(side).retain(|_, e| e.1 > now);
+            let count = &self.counts[side as usize];
+            self.cache(side).retain(|_, e| {
+                let keep = e.1 > now;
+                if !keep {
+                    count.fetch_sub(1, Ordering::Relaxed);
+                }
+                keep
+            });
         }
         t
     }

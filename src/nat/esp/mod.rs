@@ -28,6 +28,7 @@ use super::config::{EspConfig, Relations};
 use super::events::{NatDrop, NatEvents};
 use super::table::Table;
 use super::Millis;
+use crate::rate_limit::reserve;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use responder::{Lookup, Probes, Responder};
@@ -59,15 +60,6 @@ pub enum Resolution {
     InsideDerived,
     /// Single-pending fallback.
     Fallback,
-}
-
-/// Takes one unit of `counter` if it is below `max`.
-fn reserve(counter: &AtomicU32, max: u32) -> bool {
-    counter
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .is_ok()
 }
 
 /// ESP demultiplexer state, shared by all workers.

@@ -7,7 +7,7 @@
 use super::super::config::Limits;
 use super::super::events::NatDrop;
 use super::super::Millis;
-use crate::rate_limit::TokenBucket;
+use crate::rate_limit::{reserve, TokenBucket};
 use dashmap::mapref::entry::Entry;
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
@@ -55,13 +55,7 @@ impl Hosts {
         match self.map.entry(host) {
             Entry::Occupied(o) => Ok(o.into_ref()),
             Entry::Vacant(v) => {
-                let max = self.limits.max_hosts;
-                let room = self
-                    .count
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        (n < max).then_some(n + 1)
-                    });
-                if room.is_err() {
+                if !reserve(&self.count, self.limits.max_hosts) {
                     return Err(NatDrop::HostsFull);
                 }
                 Ok(v.insert(Host {
