@@ -160,15 +160,13 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
         }
     }
     let shared = Arc::new(Shared::new(fwd, workers, backend.name()));
-    let mut threads = Vec::new();
-    let spawned = spawn_all(cfg, &shared, queues, hk_tx, metrics_listener, &mut threads);
-    let metrics_addr = match spawned {
+    let mut starting = crate::daemon::Starting::new(shared.clone());
+    let metrics_addr = match spawn_all(cfg, &shared, queues, hk_tx, metrics_listener, &mut starting)
+    {
         Ok(a) => a,
         Err(e) => {
-            shared.shutdown.store(true, Ordering::Relaxed);
-            for t in threads {
-                let _ = t.join();
-            }
+            // Stops and joins what already runs before the offloads go back.
+            drop(starting);
             restore_offloads(&changed);
             return Err(e);
         }
@@ -180,58 +178,47 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
         outside = names[1],
         "router started"
     );
-    Ok(Running {
-        shared,
-        threads,
-        metrics_addr,
-    })
+    Ok(starting.finish(metrics_addr))
 }
 
 /// A receive queue with its two senders.
 type Queue = (Side, Box<dyn crate::io::FrameRx>, [Box<dyn FrameTx>; 2]);
 
-/// Starts the receive threads, housekeeping and metrics, pushing each handle
-/// as it starts; returns the bound metrics address.
+/// Starts the receive threads, housekeeping and metrics under `starting`
+/// (which stops them again if a later one fails); returns the bound metrics
+/// address.
 fn spawn_all(
     cfg: &RouterConfig,
     shared: &Arc<Shared>,
     queues: Vec<Queue>,
     hk_tx: [Box<dyn FrameTx>; 2],
     metrics_listener: Option<crate::daemon::metrics::Server>,
-    threads: &mut Vec<std::thread::JoinHandle<()>>,
+    starting: &mut crate::daemon::Starting<Shared>,
 ) -> Result<Option<std::net::SocketAddr>, StartError> {
     for (i, (side, rx, tx)) in queues.into_iter().enumerate() {
         let w = worker::Worker::new(side, shared.clone(), rx, tx, Publisher::new(&shared.stats));
         let batch = cfg.dataplane.batch;
-        let t = std::thread::Builder::new()
-            .name(format!("spimux-{}-{}", side.label(), i / 2))
-            .spawn(move || w.run(batch))
+        starting
+            .spawn(&format!("{}-{}", side.label(), i / 2), move || w.run(batch))
             .map_err(io_err("spawn worker"))?;
-        threads.push(t);
     }
     let hk_shared = shared.clone();
     let hk_publisher = Publisher::new(&shared.stats);
-    threads.push(
-        std::thread::Builder::new()
-            .name("spimux-housekeeping".into())
-            .spawn(move || housekeeping(hk_shared, hk_tx, hk_publisher))
-            .map_err(io_err("spawn housekeeping"))?,
-    );
+    starting
+        .spawn("housekeeping", move || {
+            housekeeping(hk_shared, hk_tx, hk_publisher)
+        })
+        .map_err(io_err("spawn housekeeping"))?;
     let Some(server) = metrics_listener else {
         return Ok(None);
     };
     let addr = server.local_addr().ok();
     let m_shared = shared.clone();
-    threads.push(
-        std::thread::Builder::new()
-            .name("spimux-metrics".into())
-            .spawn(move || {
-                crate::daemon::metrics::serve(server, &m_shared.shutdown, || {
-                    metrics::render(&m_shared)
-                })
-            })
-            .map_err(io_err("spawn metrics"))?,
-    );
+    starting
+        .spawn("metrics", move || {
+            crate::daemon::metrics::serve(server, &m_shared.shutdown, || metrics::render(&m_shared))
+        })
+        .map_err(io_err("spawn metrics"))?;
     Ok(addr)
 }
 
