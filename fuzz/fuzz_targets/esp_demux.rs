@@ -4,7 +4,7 @@
 //! are random), a few UDP flows sharing the host entries, time steps and
 //! expiry sweeps, under small caps (5 recorded SPIs, 4 bindings, 2 per
 //! responder, 2 SPIs per host, 3 host entries, a 2-token resolve bucket).
-//! After every operation the invariants hold (counts match contents, an SA
+//! Every 8 operations and after the last the invariants hold (counts match contents, an SA
 //! pairs once, caps hold); after every timeout and a sweep nothing is left.
 
 #![no_main]

@@ -2,7 +2,7 @@
 //! outbound and inbound TCP/UDP/ICMP packets between four inside hosts and
 //! three remotes, inbound ICMP errors, time steps and expiry sweeps, under
 //! small caps (16 ports, 3 host entries, 5 ports per host, 4-token bursts).
-//! After every operation the table's invariants hold (counts match contents,
+//! Every 8 operations and after the last the table's invariants hold (counts match contents,
 //! caps hold); after time passes every timeout and a sweep, nothing is left.
 
 #![no_main]

@@ -5,6 +5,13 @@
 
 use super::{Millis, Nat, NatEvents};
 
+/// Operations between two full checks in [`Nat::check_run`]. A full check
+/// walks every map, so checking after each operation made the stateful
+/// fuzz targets spend most of their time there. A count that goes wrong
+/// almost always stays wrong until the state drains, so a check every few
+/// operations and one after the last still catch it, close to the cause.
+pub const CHECK_EVERY: u32 = 8;
+
 /// `Ok` when `ok`, else the message `what` builds.
 pub(super) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok {
@@ -66,17 +73,25 @@ impl Nat {
     }
 
     /// Runs `step` (with the clock, starting at 0, and the counters) until
-    /// it returns false, checking the invariants after each call, then
-    /// `drain_check`. Panics with the broken invariant: the stateful fuzz
-    /// targets' driver.
+    /// it returns false, checking the invariants after every
+    /// [`CHECK_EVERY`] calls and after the last, then `drain_check`. Panics
+    /// with the broken invariant: the stateful fuzz targets' driver.
     #[doc(hidden)]
     pub fn check_run(&self, mut step: impl FnMut(&Nat, &mut Millis, &mut NatEvents) -> bool) {
         let mut ev = NatEvents::default();
         let mut now: Millis = 0;
+        let mut since_check = 0u32;
         while step(self, &mut now, &mut ev) {
-            if let Err(e) = self.check_invariants() {
-                panic!("invariant broken at {now} ms: {e}");
+            since_check += 1;
+            if since_check == CHECK_EVERY {
+                since_check = 0;
+                if let Err(e) = self.check_invariants() {
+                    panic!("invariant broken at {now} ms: {e}");
+                }
             }
+        }
+        if let Err(e) = self.check_invariants() {
+            panic!("invariant broken at {now} ms: {e}");
         }
         if let Err(e) = self.drain_check(now, &mut ev) {
             panic!("after every timeout: {e}");
