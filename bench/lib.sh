@@ -39,7 +39,8 @@ testbed_up() {
 # start_router CONFIG: spimux's router on the testbed's router namespace
 # (ROUTER = its PID), returning once its metrics answer.
 start_router() {
-  ip netns exec "${P}rt" "$BIN" router --config "$1" --inside-interface "${P}ri" --outside-interface "${P}ro" >"$RUN/router.log" 2>&1 &
+  ip netns exec "${P}rt" "$BIN" router --config "$1" --inside-interface "${P}ri" --outside-interface "${P}ro" \
+    --control-socket "$RUN/router.sock" >"$RUN/router.log" 2>&1 &
   ROUTER=$!
   wait_metrics "${P}rt" 9780
 }

@@ -1,8 +1,13 @@
 //! `spimux` command line: `router`, `responder`, `client`, `spi` (and later `mobile`).
 
+mod show_text;
+
 use clap::{Args, Parser, Subcommand};
+use spimux::daemon::control::{self, Request};
+use spimux::daemon::log::LogFormat;
 use spimux::endpoint::config::{EndpointConfig, Role};
 use spimux::router::config::RouterConfig;
+use spimux::router::reload::{ConfigSource, Overrides};
 use spimux::spi::{self, Layout};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +19,9 @@ use std::process::ExitCode;
     about = "NAT router dataplane with SPI-hash ESP demultiplexing"
 )]
 struct Cli {
+    /// Log line format on stderr: text, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -21,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the NAT router on two interfaces.
-    Router(RouterArgs),
+    Router(Box<RouterArgs>),
     /// Run the ESP gateway (many peers, derives its inbound SPIs).
     Responder(EndpointArgs),
     /// Run an ESP client (one tunnel to a gateway).
@@ -32,10 +40,13 @@ enum Cmd {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct RouterArgs {
+    #[command(subcommand)]
+    action: Option<RouterAction>,
     /// TOML configuration file.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required = true)]
+    config: Option<PathBuf>,
     /// Validate the configuration and exit without starting.
     #[arg(long)]
     check: bool,
@@ -48,6 +59,76 @@ struct RouterArgs {
     /// Override metrics.listen (empty disables).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Override control.socket (empty disables).
+    #[arg(long)]
+    control_socket: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RouterAction {
+    /// Show the running router's state (through its control socket).
+    #[command(subcommand)]
+    Show(RouterShow),
+    /// Apply the changed configuration file to the running router (as SIGHUP does).
+    Reload(SocketArgs),
+}
+
+#[derive(Subcommand)]
+enum RouterShow {
+    /// NAT sessions: inside, external and remote endpoints, TCP state, expiry.
+    Translations {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Print at most this many (the total is still reported).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Recorded outbound ESP SPIs and inbound SPI bindings.
+    Esp {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// ARP cache and unresolved next hops per interface.
+    Arp(SocketArgs),
+    /// Per inside host: sessions, ports, ESP SPIs, new-session tokens.
+    Hosts {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Every configured limit with what is in use now.
+    Limits(SocketArgs),
+}
+
+#[derive(Args, Default)]
+struct FilterArgs {
+    /// Only this inside host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only this protocol (tcp, udp, icmp).
+    #[arg(long)]
+    proto: Option<String>,
+    /// Only this remote address (outside peer or ESP responder).
+    #[arg(long, alias = "responder")]
+    remote: Option<String>,
+}
+
+#[derive(Args)]
+struct SocketArgs {
+    /// Control socket path (default: control.socket of --config, else /run/spimux/router.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Configuration file to read control.socket from.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Print the daemon's JSON answer instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -170,27 +251,29 @@ fn run_spi(cmd: SpiCmd) -> Result<(), String> {
     }
 }
 
-fn run_router(a: RouterArgs) -> Result<(), String> {
-    let text =
-        std::fs::read_to_string(&a.config).map_err(|e| format!("{}: {e}", a.config.display()))?;
-    let mut cfg: RouterConfig =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", a.config.display()))?;
-    if let Some(i) = a.inside_interface {
-        cfg.inside.interface = i;
+fn run_router(a: RouterArgs, fmt: LogFormat) -> Result<(), String> {
+    if let Some(action) = a.action {
+        return run_router_action(action);
     }
-    if let Some(o) = a.outside_interface {
-        cfg.outside.interface = o;
-    }
-    if let Some(m) = a.metrics_listen {
-        cfg.metrics.listen = m;
-    }
-    cfg.validate()
-        .map_err(|e| format!("{}: {e}", a.config.display()))?;
+    let Some(path) = a.config else {
+        return Err("--config is required".into());
+    };
+    let source = ConfigSource {
+        path,
+        overrides: Overrides {
+            inside_interface: a.inside_interface,
+            outside_interface: a.outside_interface,
+            metrics_listen: a.metrics_listen,
+            control_socket: a.control_socket,
+        },
+    };
+    let cfg = source.load()?;
     if a.check {
-        println!("{}: ok", a.config.display());
+        println!("{}: ok", source.path.display());
         return Ok(());
     }
-    let c = spimux::router::run_until_signal(&cfg).map_err(|e| e.to_string())?;
+    spimux::daemon::log::init(fmt, &cfg.log.level);
+    let c = spimux::router::run_until_signal(&cfg, Some(source)).map_err(|e| e.to_string())?;
     println!(
         "stopped: rx inside {} outside {}, tx inside {} outside {}, drops {}",
         c.rx_packets[0],
@@ -202,7 +285,71 @@ fn run_router(a: RouterArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn run_endpoint(a: EndpointArgs, role: Role) -> Result<(), String> {
+/// The control socket a client command talks to.
+fn router_socket(s: &SocketArgs) -> Result<PathBuf, String> {
+    if let Some(p) = &s.socket {
+        return Ok(p.clone());
+    }
+    let Some(path) = &s.config else {
+        return Ok(PathBuf::from(
+            <spimux::router::config::RouterPort as control::DefaultSocket>::SOCKET,
+        ));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg: RouterConfig =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if cfg.control.socket.is_empty() {
+        return Err(format!(
+            "{}: control.socket is empty (disabled)",
+            path.display()
+        ));
+    }
+    Ok(PathBuf::from(cfg.control.socket))
+}
+
+fn run_router_action(action: RouterAction) -> Result<(), String> {
+    let (command, filter, limit, socket) = match action {
+        RouterAction::Reload(s) => ("reload", FilterArgs::default(), None, s),
+        RouterAction::Show(show) => match show {
+            RouterShow::Translations {
+                filter,
+                limit,
+                socket,
+            } => ("show translations", filter, limit, socket),
+            RouterShow::Esp { filter, socket } => ("show esp", filter, None, socket),
+            RouterShow::Arp(s) => ("show arp", FilterArgs::default(), None, s),
+            RouterShow::Hosts { filter, socket } => ("show hosts", filter, None, socket),
+            RouterShow::Limits(s) => ("show limits", FilterArgs::default(), None, s),
+        },
+    };
+    let mut req = Request {
+        command: command.into(),
+        ..Request::default()
+    };
+    for (k, v) in [
+        ("host", filter.host),
+        ("proto", filter.proto),
+        ("remote", filter.remote),
+        ("limit", limit.map(|n| n.to_string())),
+    ] {
+        if let Some(v) = v {
+            req.args.insert(k.into(), v);
+        }
+    }
+    let data = control::request(&router_socket(&socket)?, &req)?;
+    if socket.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&data).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", show_text::render(&data));
+    }
+    Ok(())
+}
+
+fn run_endpoint(a: EndpointArgs, role: Role, fmt: LogFormat) -> Result<(), String> {
+    spimux::daemon::log::init(fmt, "info");
     let name = a.config.display().to_string();
     let text = std::fs::read_to_string(&a.config).map_err(|e| format!("{name}: {e}"))?;
     let mut cfg: EndpointConfig = toml::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
@@ -245,17 +392,12 @@ fn run_endpoint(a: EndpointArgs, role: Role) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let r = match Cli::parse().cmd {
-        Cmd::Router(a) => run_router(a),
-        Cmd::Responder(a) => run_endpoint(a, Role::Responder),
-        Cmd::Client(a) => run_endpoint(a, Role::Client),
+    let cli = Cli::parse();
+    let fmt = cli.log_format;
+    let r = match cli.cmd {
+        Cmd::Router(a) => run_router(*a, fmt),
+        Cmd::Responder(a) => run_endpoint(a, Role::Responder, fmt),
+        Cmd::Client(a) => run_endpoint(a, Role::Client, fmt),
         Cmd::Spi(c) => run_spi(c),
     };
     match r {

@@ -28,6 +28,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "testbed $P up"
 bash testbed/topology.sh up "$P"
 ip netns exec "${P}rt" "$BIN" router --config config/router.toml --inside-interface "${P}ri" --outside-interface "${P}ro" \
+  --control-socket "$RUN/router.sock" \
   >"$RUN/router.log" 2>&1 &
 ROUTER_PID=$!
 for _ in $(seq 50); do x rt curl -sf -o /dev/null http://127.0.0.1:9780/metrics && break; sleep 0.1; done
@@ -106,6 +107,10 @@ printf 'client h1: '; x h1 curl -sf http://127.0.0.1:9782/metrics | grep '^spimu
 printf 'responder: '; x srv curl -sf http://127.0.0.1:9781/metrics | grep '^spimux_udp_trains_total{direction="rx"}'
 for p in "${ENDPOINTS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 ENDPOINTS=()
+
+step "router state through its control socket: spimux router show esp / limits"
+"$BIN" router show esp --socket "$RUN/router.sock"
+"$BIN" router show limits --socket "$RUN/router.sock" | sed -n '1,9p'
 
 step "metrics summary (non-zero samples)"
 x rt curl -sf http://127.0.0.1:9780/metrics | grep -v '^#' | awk '$NF != 0' | grep -E \

@@ -2,7 +2,9 @@
 //! exposition and HTTP endpoint, per-thread counter slots, and waiting for
 //! SIGINT/SIGTERM.
 
+pub mod control;
 pub mod http;
+pub mod log;
 pub mod metrics;
 pub mod stats;
 
@@ -26,13 +28,20 @@ pub fn open_err<E: From<OpenError>>(what: impl Into<String>) -> impl FnOnce(std:
     move |source| E::from(OpenError { what, source })
 }
 
-/// Blocks until SIGINT or SIGTERM arrives.
-pub fn wait_for_signal() -> std::io::Result<()> {
+/// Blocks until SIGINT or SIGTERM arrives; calls `on_hup` (on this thread)
+/// for each SIGHUP meanwhile (several SIGHUPs before it runs count once).
+pub fn wait_for_signal(mut on_hup: impl FnMut()) -> std::io::Result<()> {
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone())?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
     while !term.load(Ordering::Relaxed) {
+        if hup.swap(false, Ordering::Relaxed) {
+            tracing::info!("SIGHUP: reloading the configuration");
+            on_hup();
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!("signal received, stopping");
@@ -119,11 +128,17 @@ impl<S: DaemonState> Running<S> {
     }
 
     /// Logs where metrics are served, waits for SIGINT/SIGTERM, then stops.
+    /// SIGHUP is logged and otherwise ignored.
     pub fn run_until_signal(self) -> std::io::Result<Arc<S>> {
+        self.run_until_signal_with(|| tracing::info!("nothing to reload"))
+    }
+
+    /// [`Running::run_until_signal`], calling `on_hup` for each SIGHUP.
+    pub fn run_until_signal_with(self, on_hup: impl FnMut()) -> std::io::Result<Arc<S>> {
         if let Some(a) = self.metrics_addr {
             tracing::info!("metrics on http://{a}/metrics");
         }
-        let waited = wait_for_signal();
+        let waited = wait_for_signal(on_hup);
         let s = self.stop();
         waited.map(|()| s)
     }

@@ -52,6 +52,22 @@ impl Nat {
         })
     }
 
+    /// Applies changed NAT and ESP configurations to the running state (see
+    /// [`table::Table::reconfigure`] and [`esp::EspDemux::reconfigure`] for
+    /// what can change); both are checked before either is applied.
+    pub fn reconfigure(&self, cfg: NatConfig, esp: EspConfig) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        esp.validate()?;
+        if self.esp.config().layout != esp.layout {
+            return Err(ConfigError {
+                field: "esp.layout",
+                why: "cannot change while running (restart to apply)".into(),
+            });
+        }
+        self.table.reconfigure(cfg)?;
+        self.esp.reconfigure(esp)
+    }
+
     /// True when `ip` is one of the NAT's external addresses.
     pub fn is_external(&self, ip: Ipv4Addr) -> bool {
         self.table.is_external(ip)

@@ -53,6 +53,25 @@ pub fn is_established(state: u8) -> bool {
     (both_syn || both_seen) && state & (FIN_OUT | FIN_IN | RST) == 0
 }
 
+/// A name for the state, as `show translations` prints it: `reset`,
+/// `closing` (a FIN seen), `established`, `syn_sent`, `syn_received`, or
+/// `one_way` (segments seen in one direction only, no handshake).
+pub fn describe(state: u8) -> &'static str {
+    if state & RST != 0 {
+        "reset"
+    } else if state & (FIN_OUT | FIN_IN) != 0 {
+        "closing"
+    } else if is_established(state) {
+        "established"
+    } else if state & SYN_OUT != 0 {
+        "syn_sent"
+    } else if state & SYN_IN != 0 {
+        "syn_received"
+    } else {
+        "one_way"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +107,17 @@ mod tests {
         let s = update(0, flags::ACK, Dir::Out);
         assert!(!is_established(s));
         assert!(is_established(update(s, flags::ACK, Dir::In)));
+    }
+
+    #[test]
+    fn describe_names_each_phase() {
+        let syn = update(0, flags::SYN, Dir::Out);
+        assert_eq!(describe(syn), "syn_sent");
+        assert_eq!(describe(update(0, flags::SYN, Dir::In)), "syn_received");
+        let est = update(syn, flags::SYN | flags::ACK, Dir::In);
+        assert_eq!(describe(est), "established");
+        assert_eq!(describe(update(est, flags::FIN, Dir::Out)), "closing");
+        assert_eq!(describe(update(est, flags::RST, Dir::In)), "reset");
+        assert_eq!(describe(update(0, flags::ACK, Dir::Out)), "one_way");
     }
 }

@@ -156,6 +156,13 @@ impl crate::daemon::metrics::DefaultPort for RouterPort {
     const PORT: u16 = DEFAULT_METRICS_PORT;
 }
 
+impl crate::daemon::control::DefaultSocket for RouterPort {
+    const SOCKET: &'static str = "/run/spimux/router.sock";
+}
+
+/// Control socket (`[control]`): `spimux router show|reload` talk to it.
+pub type Control = crate::daemon::control::ControlConfig<RouterPort>;
+
 /// The whole router configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +192,12 @@ pub struct RouterConfig {
     /// Metrics.
     #[serde(default)]
     pub metrics: Metrics,
+    /// Control socket.
+    #[serde(default)]
+    pub control: Control,
+    /// Log level.
+    #[serde(default)]
+    pub log: crate::daemon::log::LogConfig,
 }
 
 fn err(field: &'static str, why: impl Into<String>) -> ConfigError {
@@ -207,6 +220,24 @@ impl RouterConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("config", format!("{}: {e}", path.display())))?;
         Self::parse(&text)
+    }
+
+    /// The first table of `new` that differs from `self` in a way only a
+    /// restart can apply: the interfaces and addresses, routes, threads and
+    /// I/O, the metrics listener and the control socket. (`nat` and `esp`
+    /// are checked field by field by the cores; `arp`, `icmp` and `log`
+    /// apply live.)
+    pub fn restart_field_changed(&self, new: &RouterConfig) -> Option<&'static str> {
+        [
+            ("inside", self.inside != new.inside),
+            ("outside", self.outside != new.outside),
+            ("routes", self.routes != new.routes),
+            ("dataplane", self.dataplane != new.dataplane),
+            ("metrics", self.metrics != new.metrics),
+            ("control", self.control != new.control),
+        ]
+        .into_iter()
+        .find_map(|(table, changed)| changed.then_some(table))
     }
 
     /// Checks cross-field rules.
@@ -298,6 +329,8 @@ impl RouterConfig {
             return Err(err("arp.retry_ms", "must be at least 10"));
         }
         self.metrics.validate().map_err(|(f, why)| err(f, why))?;
+        self.control.validate().map_err(|(f, why)| err(f, why))?;
+        self.log.validate().map_err(|(f, why)| err(f, why))?;
         Ok(())
     }
 

@@ -8,7 +8,9 @@ pub mod forwarding;
 pub mod metrics;
 pub mod offload;
 pub mod originate;
+pub mod reload;
 pub mod route;
+pub mod show;
 pub mod stats;
 pub mod worker;
 
@@ -36,11 +38,23 @@ pub struct Shared {
     pub workers: usize,
     /// Backend name.
     pub backend: &'static str,
+    /// The configuration in force (replaced by each applied reload).
+    pub config: parking_lot::Mutex<RouterConfig>,
+    /// Where a reload reads the configuration; `None`: reloads are refused.
+    pub source: Option<reload::ConfigSource>,
+    /// Reloads by result.
+    pub reloads: reload::ReloadStats,
 }
 
 impl Shared {
-    /// Shared state around `fwd` for `workers` workers on `backend`; the clock starts now.
-    pub fn new(fwd: Forwarding, workers: usize, backend: &'static str) -> Self {
+    /// Shared state around `fwd` (built from `config`) for `workers`
+    /// workers on `backend`; the clock starts now.
+    pub fn new(
+        fwd: Forwarding,
+        config: RouterConfig,
+        workers: usize,
+        backend: &'static str,
+    ) -> Self {
         Shared {
             fwd,
             start: Instant::now(),
@@ -48,6 +62,9 @@ impl Shared {
             stats: StatsRegistry::default(),
             workers,
             backend,
+            config: parking_lot::Mutex::new(config),
+            source: None,
+            reloads: reload::ReloadStats::default(),
         }
     }
 
@@ -88,8 +105,17 @@ impl crate::daemon::DaemonState for Shared {
 
 /// Opens everything first (so a failure leaves nothing half-started), then
 /// changes offloads and starts the threads; a thread that cannot be started
-/// stops the ones already running and puts the offloads back.
+/// stops the ones already running and puts the offloads back. Without a
+/// configuration source, reloads are refused.
 pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
+    start_from(cfg, None)
+}
+
+/// [`start`], with the source a reload reads `cfg` from again.
+pub fn start_from(
+    cfg: &RouterConfig,
+    source: Option<reload::ConfigSource>,
+) -> Result<Running, StartError> {
     cfg.validate()?;
     let workers = cfg.workers();
     let backend: Box<dyn Backend> = match cfg.dataplane.backend {
@@ -144,6 +170,8 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             .map_err(io_err("housekeeping send socket"))?,
     ];
     let metrics_listener = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
+    let control = crate::daemon::control::bind(&cfg.control)
+        .map_err(io_err(format!("control socket {}", cfg.control.socket)))?;
     let mut changed = Vec::new();
     if cfg.dataplane.offloads_disabled() {
         for n in names {
@@ -159,10 +187,12 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             }
         }
     }
-    let shared = Arc::new(Shared::new(fwd, workers, backend.name()));
+    let mut shared = Shared::new(fwd, cfg.clone(), workers, backend.name());
+    shared.source = source;
+    let shared = Arc::new(shared);
     let mut starting = crate::daemon::Starting::new(shared.clone());
-    let metrics_addr = match spawn_all(cfg, &shared, queues, hk_tx, metrics_listener, &mut starting)
-    {
+    let listeners = (metrics_listener, control);
+    let metrics_addr = match spawn_all(cfg, &shared, queues, hk_tx, listeners, &mut starting) {
         Ok(a) => a,
         Err(e) => {
             // Stops and joins what already runs before the offloads go back.
@@ -192,7 +222,10 @@ fn spawn_all(
     shared: &Arc<Shared>,
     queues: Vec<Queue>,
     hk_tx: [Box<dyn FrameTx>; 2],
-    metrics_listener: Option<crate::daemon::metrics::Server>,
+    (metrics_listener, control): (
+        Option<crate::daemon::metrics::Server>,
+        Option<crate::daemon::control::Server>,
+    ),
     starting: &mut crate::daemon::Starting<Shared>,
 ) -> Result<Option<std::net::SocketAddr>, StartError> {
     for (i, (side, rx, tx)) in queues.into_iter().enumerate() {
@@ -209,6 +242,17 @@ fn spawn_all(
             housekeeping(hk_shared, hk_tx, hk_publisher)
         })
         .map_err(io_err("spawn housekeeping"))?;
+    if let Some(server) = control {
+        tracing::info!(socket = %server.path().display(), "control socket");
+        let c_shared = shared.clone();
+        starting
+            .spawn("control", move || {
+                crate::daemon::control::serve(server, &c_shared.shutdown, |r| {
+                    show::answer(&c_shared, r)
+                })
+            })
+            .map_err(io_err("spawn control"))?;
+    }
     let Some(server) = metrics_listener else {
         return Ok(None);
     };
@@ -251,10 +295,18 @@ fn housekeeping(
     }
 }
 
-/// Runs until SIGINT/SIGTERM, then stops and returns the final counters.
-pub fn run_until_signal(cfg: &RouterConfig) -> Result<Counters, StartError> {
-    let shared = start(cfg)?
-        .run_until_signal()
+/// Runs until SIGINT/SIGTERM, reloading `source` on SIGHUP, then stops and
+/// returns the final counters.
+pub fn run_until_signal(
+    cfg: &RouterConfig,
+    source: Option<reload::ConfigSource>,
+) -> Result<Counters, StartError> {
+    let running = start_from(cfg, source)?;
+    let on_hup = running.shared.clone();
+    let shared = running
+        .run_until_signal_with(move || {
+            let _ = reload::reload(&on_hup);
+        })
         .map_err(io_err("signal handler"))?;
     Ok(shared.stats.total())
 }

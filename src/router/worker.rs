@@ -156,6 +156,7 @@ mod tests {
         };
         let shared = Arc::new(Shared::new(
             Forwarding::new(&cfg, ifaces, 1).unwrap(),
+            cfg.clone(),
             1,
             "memory",
         ));

@@ -281,6 +281,8 @@ impl Bed {
                 &format!("{}ri", self.p),
                 "--outside-interface",
                 &format!("{}ro", self.p),
+                "--control-socket",
+                self.control_socket().to_str().unwrap(),
             ])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -295,6 +297,27 @@ impl Bed {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("router did not come up: {}", self.router_log());
+    }
+
+    /// The router's control socket (one per bed, so beds run side by side).
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.join("router.sock")
+    }
+
+    /// `spimux router ARGS… --socket <this bed's>`: (success, stdout, stderr).
+    pub fn router_ctl(&self, args: &[&str]) -> (bool, String, String) {
+        let o = Command::new(SPIMUX)
+            .arg("router")
+            .args(args)
+            .arg("--socket")
+            .arg(self.control_socket())
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     }
 
     /// Starts `spimux <role> --config <cfg>` in `host` as `name`, metrics on

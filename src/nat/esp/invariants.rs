@@ -14,7 +14,7 @@ impl EspDemux {
     /// pairs once), and the caps hold.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let c = &self.cfg;
+        let c = self.config();
         let nr = self.n_recorded.load(Ordering::Relaxed) as usize;
         let nb = self.n_bindings.load(Ordering::Relaxed) as usize;
         check(nr == self.recorded.len(), || {

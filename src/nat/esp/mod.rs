@@ -22,13 +22,15 @@
 //! bucket allows.
 
 mod invariants;
+pub mod listing;
 mod responder;
 
-use super::config::{EspConfig, Relations};
+use super::config::{ConfigError, EspConfig, Relations};
 use super::events::{NatDrop, NatEvents};
 use super::table::Table;
 use super::Millis;
 use crate::rate_limit::reserve;
+use arc_swap::ArcSwap;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use responder::{Lookup, Probes, Responder};
@@ -67,7 +69,8 @@ pub enum Resolution {
 /// Lock order: `responders` shard → a responder's `index` → `recorded` /
 /// `bindings` shards; a responder's `bucket` is never held with another lock.
 pub struct EspDemux {
-    cfg: EspConfig,
+    /// Swapped whole by [`EspDemux::reconfigure`].
+    cfg: ArcSwap<EspConfig>,
     /// (R, S_out) → owner and expiry: the outbound fast path.
     recorded: DashMap<(Ipv4Addr, u32), Recorded>,
     /// (R, S_in) → inside host: the inbound fast path.
@@ -84,13 +87,36 @@ impl EspDemux {
     /// Empty state under `cfg` (validated by the caller).
     pub fn new(cfg: EspConfig) -> Self {
         EspDemux {
-            cfg,
+            cfg: ArcSwap::from_pointee(cfg),
             recorded: DashMap::new(),
             bindings: DashMap::new(),
             responders: DashMap::new(),
             n_recorded: AtomicU32::new(0),
             n_bindings: AtomicU32::new(0),
         }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> EspConfig {
+        **self.cfg.load()
+    }
+
+    /// Applies a changed configuration: relations, the fallback, the idle
+    /// timeout, the caps and the resolve rate take effect for the next
+    /// packet (entries above a lowered cap stay until they expire; every
+    /// recorded SPI keeps the tags of both relations, so either relation
+    /// can be switched on). The SPI layout is what the tags were computed
+    /// with, so changing it is refused.
+    pub fn reconfigure(&self, cfg: EspConfig) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        if self.config().layout != cfg.layout {
+            return Err(ConfigError {
+                field: "esp.layout",
+                why: "cannot change while running (restart to apply)".into(),
+            });
+        }
+        self.cfg.store(Arc::new(cfg));
+        Ok(())
     }
 
     /// Recorded outbound SPIs.
@@ -120,11 +146,11 @@ impl EspDemux {
 
     /// Idle timeout of recorded SPIs and bindings, seconds.
     pub fn idle_timeout(&self) -> u32 {
-        self.cfg.idle_timeout
+        self.cfg.load().idle_timeout
     }
 
     fn deadline(&self, now: Millis) -> u32 {
-        ((now / 1000) as u32).saturating_add(self.cfg.idle_timeout)
+        ((now / 1000) as u32).saturating_add(self.cfg.load().idle_timeout)
     }
 
     /// Outbound ESP from `inside` to `remote` with SPI `spi`: record or refresh it.
@@ -146,17 +172,18 @@ impl EspDemux {
             return Ok(());
         }
         table.admit_esp_spi(inside, now).map_err(|r| ev.count(r))?;
-        if !reserve(&self.n_recorded, self.cfg.max_spis) {
+        if !reserve(&self.n_recorded, self.cfg.load().max_spis) {
             table.release_esp_spi(inside);
             return Err(ev.count(NatDrop::EspSpisFull));
         }
-        let l = &self.cfg.layout;
+        let c = self.cfg.load();
+        let l = &c.layout;
         let (spi_tag, digest_tag) = (l.spi_tag(spi), l.digest_tag(spi));
         let raced_owner = {
             let r = self
                 .responders
                 .entry(remote)
-                .or_insert_with(|| Arc::new(Responder::new(self.cfg.resolve_burst, now)));
+                .or_insert_with(|| Arc::new(Responder::new(c.resolve_burst, now)));
             let mut idx = r.index.lock();
             let raced = match self.recorded.entry((remote, spi)) {
                 Entry::Occupied(o) => Some(o.get().inside),
@@ -205,10 +232,8 @@ impl EspDemux {
         if let Some(miss) = r.recent_miss(spi) {
             return Err(refusal(miss, ev));
         }
-        let (rate, burst) = (
-            self.cfg.resolve_per_sec_per_responder,
-            self.cfg.resolve_burst,
-        );
+        let c = self.cfg.load();
+        let (rate, burst) = (c.resolve_per_sec_per_responder, c.resolve_burst);
         if !r.bucket.lock().take(rate, burst, now) {
             return Err(ev.count(NatDrop::EspResolveRateLimited));
         }
@@ -222,13 +247,13 @@ impl EspDemux {
             ev.esp.bound_packets += 1;
             return Ok(b.inside);
         }
-        let found = idx.lookup(probes, self.cfg.single_pending_fallback);
+        let found = idx.lookup(probes, c.single_pending_fallback);
         r.remember_miss(spi, found);
         let (inside, out_spi, how) = outcome(found, ev)?;
-        if idx.bindings >= self.cfg.max_bindings_per_responder {
+        if idx.bindings >= c.max_bindings_per_responder {
             return Err(ev.count(NatDrop::EspResponderBindingLimit));
         }
-        if !reserve(&self.n_bindings, self.cfg.max_bindings) {
+        if !reserve(&self.n_bindings, c.max_bindings) {
             return Err(ev.count(NatDrop::EspBindingsFull));
         }
         idx.pair(out_spi, spi);
@@ -261,8 +286,9 @@ impl EspDemux {
     /// The tags of an unknown inbound SPI to look up, per configured relation
     /// (the responder-derives one costs an MD5).
     fn probes(&self, spi: u32) -> Probes {
-        let l = &self.cfg.layout;
-        let (resp, inside) = match self.cfg.relations {
+        let c = self.cfg.load();
+        let l = &c.layout;
+        let (resp, inside) = match c.relations {
             Relations::ResponderDerives => (true, false),
             Relations::InsideDerives => (false, true),
             Relations::Both => (true, true),
@@ -285,7 +311,10 @@ impl EspDemux {
         let r = self.prefilter(remote, ev)?;
         let probes = self.probes(spi);
         let idx = r.index.lock();
-        let (inside, _, how) = outcome(idx.lookup(probes, self.cfg.single_pending_fallback), ev)?;
+        let (inside, _, how) = outcome(
+            idx.lookup(probes, self.cfg.load().single_pending_fallback),
+            ev,
+        )?;
         Ok((inside, how))
     }
 
@@ -303,7 +332,7 @@ impl EspDemux {
         for r in self.recorded.iter().filter(|r| r.expires <= now_s) {
             dead.entry(r.key().0).or_default().1.push(r.key().1);
         }
-        let l = &self.cfg.layout;
+        let l = self.cfg.load().layout;
         let mut released: Vec<Ipv4Addr> = Vec::new();
         for (remote, (in_spis, out_spis)) in dead {
             let Some(r) = self.responders.get(&remote).map(|r| Arc::clone(&r)) else {

@@ -8,6 +8,7 @@ use super::super::config::Limits;
 use super::super::events::NatDrop;
 use super::super::Millis;
 use crate::rate_limit::{reserve, TokenBucket};
+use arc_swap::ArcSwap;
 use dashmap::mapref::entry::Entry;
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
@@ -28,6 +29,12 @@ pub(super) struct Host {
 }
 
 impl Host {
+    /// New sessions the rate bucket allows at `now`.
+    pub(super) fn tokens(&self, l: &Limits, now: Millis) -> u32 {
+        self.bucket
+            .level(l.new_sessions_per_sec_per_host, l.new_sessions_burst, now)
+    }
+
     fn holds_nothing(&self) -> bool {
         self.sessions == 0 && self.esp_spis == 0 && self.ports == [0; 3]
     }
@@ -35,7 +42,7 @@ impl Host {
 
 /// The host entries and their count.
 pub(super) struct Hosts {
-    limits: Limits,
+    limits: ArcSwap<Limits>,
     pub(super) map: DashMap<Ipv4Addr, Host>,
     /// Entries in `map`, kept exact so the cap needs no O(shards) `len`.
     pub(super) count: AtomicU32,
@@ -44,10 +51,15 @@ pub(super) struct Hosts {
 impl Hosts {
     pub(super) fn new(limits: Limits) -> Self {
         Hosts {
-            limits,
+            limits: ArcSwap::from_pointee(limits),
             map: DashMap::new(),
             count: AtomicU32::new(0),
         }
+    }
+
+    /// Replaces the limits (configuration reload).
+    pub(super) fn set_limits(&self, limits: Limits) {
+        self.limits.store(std::sync::Arc::new(limits));
     }
 
     /// The entry of `host`, created with a full bucket if there is room.
@@ -55,14 +67,14 @@ impl Hosts {
         match self.map.entry(host) {
             Entry::Occupied(o) => Ok(o.into_ref()),
             Entry::Vacant(v) => {
-                if !reserve(&self.count, self.limits.max_hosts) {
+                if !reserve(&self.count, self.limits.load().max_hosts) {
                     return Err(NatDrop::HostsFull);
                 }
                 Ok(v.insert(Host {
                     sessions: 0,
                     esp_spis: 0,
                     ports: [0; 3],
-                    bucket: TokenBucket::full(self.limits.new_sessions_burst, now),
+                    bucket: TokenBucket::full(self.limits.load().new_sessions_burst, now),
                 }))
             }
         }
@@ -77,7 +89,7 @@ impl Hosts {
         port: Option<usize>,
         now: Millis,
     ) -> Result<(), NatDrop> {
-        let l = &self.limits;
+        let l = **self.limits.load();
         let mut h = self.entry(host, now)?;
         if h.sessions >= l.max_sessions_per_host {
             return Err(NatDrop::HostLimit);
@@ -119,7 +131,7 @@ impl Hosts {
     /// Reserves one recorded-SPI slot.
     pub(super) fn admit_esp_spi(&self, host: Ipv4Addr, now: Millis) -> Result<(), NatDrop> {
         let mut h = self.entry(host, now)?;
-        if h.esp_spis >= self.limits.max_esp_spis_per_host {
+        if h.esp_spis >= self.limits.load().max_esp_spis_per_host {
             return Err(NatDrop::EspHostLimit);
         }
         h.esp_spis += 1;
@@ -140,10 +152,8 @@ impl Hosts {
 
     /// Drops entries that hold nothing and whose bucket has refilled.
     pub(super) fn reclaim(&self, now: Millis) {
-        let (rate, burst) = (
-            self.limits.new_sessions_per_sec_per_host,
-            self.limits.new_sessions_burst,
-        );
+        let l = self.limits.load();
+        let (rate, burst) = (l.new_sessions_per_sec_per_host, l.new_sessions_burst);
         let mut freed = 0u32;
         self.map.retain(|_, h| {
             let idle = h.holds_nothing() && h.bucket.is_full(rate, burst, now);

@@ -17,7 +17,8 @@ impl Table {
     /// host count vs entries.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let l = &self.cfg.limits;
+        let c = self.config();
+        let l = &c.limits;
         let total = self.total_sessions.load(Ordering::Relaxed) as usize;
         check(total == self.sessions.len(), || {
             format!("total_sessions {total} != {} sessions", self.sessions.len())
@@ -102,7 +103,7 @@ impl Table {
         }
 
         // Address permits (address-dependent filtering only).
-        if self.cfg.filtering == Filtering::AddressDependent {
+        if c.filtering == Filtering::AddressDependent {
             check(self.addr_permits.len() == per_permit.len(), || {
                 "address permits do not match sessions".into()
             })?;

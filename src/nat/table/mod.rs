@@ -8,12 +8,14 @@
 
 mod hosts;
 mod invariants;
+pub mod listing;
 
-use super::config::{Filtering, NatConfig};
+use super::config::{ConfigError, Filtering, NatConfig};
 use super::events::{NatDrop, NatEvents, Proto};
 use super::ports::{PortPool, ReservedPorts};
 use super::tcp_state::{self, Dir};
 use super::Millis;
+use arc_swap::ArcSwap;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use hosts::Hosts;
@@ -112,6 +114,12 @@ impl SessionKey {
     fn remote_ip(&self) -> [u8; 4] {
         [self.0[4], self.0[5], self.0[6], self.0[7]]
     }
+    fn remote(&self) -> Endpoint {
+        Endpoint {
+            ip: Ipv4Addr::from(self.remote_ip()),
+            port: u16::from_be_bytes([self.0[8], self.0[9]]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,7 +162,7 @@ struct Pools {
 }
 
 /// A translated endpoint: where an inbound packet goes, or what an outbound one becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Endpoint {
     /// Address.
     pub ip: Ipv4Addr,
@@ -164,7 +172,8 @@ pub struct Endpoint {
 
 /// Shared NAT state; every method takes `&self` and is safe from many threads.
 pub struct Table {
-    cfg: NatConfig,
+    /// Swapped whole by [`Table::reconfigure`]; read once per operation.
+    cfg: ArcSwap<NatConfig>,
     external: Vec<Ipv4Addr>,
     mappings: DashMap<InsideKey, Mapping>,
     reverse: DashMap<ExternalKey, InsideKey>,
@@ -197,7 +206,7 @@ impl Table {
             })
             .collect();
         Table {
-            cfg,
+            cfg: ArcSwap::from_pointee(cfg),
             external,
             mappings: DashMap::new(),
             reverse: DashMap::new(),
@@ -210,8 +219,37 @@ impl Table {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &NatConfig {
-        &self.cfg
+    pub fn config(&self) -> NatConfig {
+        **self.cfg.load()
+    }
+
+    /// Applies a changed configuration to the live table: limits and
+    /// timeouts take effect for the next packet (existing sessions keep
+    /// their current expiry until their next packet, and hosts above a
+    /// lowered limit keep what they hold but get nothing new). The external
+    /// port range, the filtering behaviour and IKE port preservation shape
+    /// state already in the table, so changing them is refused.
+    pub fn reconfigure(&self, cfg: NatConfig) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        let old = self.config();
+        let fixed = [
+            ("nat.filtering", old.filtering != cfg.filtering),
+            ("nat.port_min", old.port_min != cfg.port_min),
+            ("nat.port_max", old.port_max != cfg.port_max),
+            (
+                "nat.preserve_ike_port",
+                old.preserve_ike_port != cfg.preserve_ike_port,
+            ),
+        ];
+        if let Some((field, _)) = fixed.iter().find(|(_, changed)| *changed) {
+            return Err(ConfigError {
+                field,
+                why: "cannot change while running (restart to apply)".into(),
+            });
+        }
+        self.hosts.set_limits(cfg.limits);
+        self.cfg.store(std::sync::Arc::new(cfg));
+        Ok(())
     }
 
     /// External addresses.
@@ -285,7 +323,7 @@ impl Table {
     }
 
     fn timeout(&self, proto: u8, tcp: u8) -> u32 {
-        let t = &self.cfg.timeouts;
+        let t = self.cfg.load().timeouts;
         match Proto::from_number(proto) {
             Some(Proto::Tcp) if tcp_state::is_established(tcp) => t.tcp_established,
             Some(Proto::Tcp) => t.tcp_transitory,
@@ -305,7 +343,7 @@ impl Table {
         now: Millis,
         ev: &mut NatEvents,
     ) -> Result<(), NatDrop> {
-        if self.total_sessions.load(Ordering::Relaxed) >= self.cfg.limits.max_sessions {
+        if self.total_sessions.load(Ordering::Relaxed) >= self.cfg.load().limits.max_sessions {
             return Err(ev.count(NatDrop::TableFull));
         }
         self.hosts
@@ -334,8 +372,9 @@ impl Table {
     fn allocate_port(&self, pool_index: usize, proto: u8, inside_port: u16) -> Option<u16> {
         let mut p = self.pools.get(pool_index)?.lock();
         let pi = proto_index(proto);
-        if proto == Proto::Udp.number() && inside_port == IKE_PORT && self.cfg.preserve_ike_port {
-            let in_range = (self.cfg.port_min..=self.cfg.port_max).contains(&IKE_PORT);
+        let c = self.cfg.load();
+        if proto == Proto::Udp.number() && inside_port == IKE_PORT && c.preserve_ike_port {
+            let in_range = (c.port_min..=c.port_max).contains(&IKE_PORT);
             let got = if in_range {
                 p.ports[pi].take_exact(IKE_PORT)
             } else {
@@ -450,7 +489,7 @@ impl Table {
         };
         if inserted {
             ev.created[proto_index(proto)] += 1;
-            if self.cfg.filtering == Filtering::AddressDependent {
+            if self.cfg.load().filtering == Filtering::AddressDependent {
                 *self
                     .addr_permits
                     .entry((ext, remote.ip.octets()))
@@ -517,7 +556,7 @@ impl Table {
     /// Whether `remote` may reach `ek` without an exact session (RFC 4787 §5):
     /// address-and-port-dependent filtering admits only exact sessions.
     fn permits(&self, ek: ExternalKey, remote: Endpoint) -> bool {
-        match self.cfg.filtering {
+        match self.cfg.load().filtering {
             Filtering::EndpointIndependent => true,
             Filtering::AddressDependent => {
                 self.addr_permits.contains_key(&(ek, remote.ip.octets()))
@@ -570,7 +609,7 @@ impl Table {
             let ek = sk.external();
             let (proto, _, _) = ek.parts();
             ev.expired[proto_index(proto)] += 1;
-            if self.cfg.filtering == Filtering::AddressDependent {
+            if self.cfg.load().filtering == Filtering::AddressDependent {
                 let key = (ek, sk.remote_ip());
                 if let Some(mut c) = self.addr_permits.get_mut(&key) {
                     *c = c.saturating_sub(1);

@@ -75,13 +75,13 @@ pub fn send(
     from: Ipv4Addr,
     (me, src_mac): (Mac, Mac),
     subnet_broadcast: Ipv4Addr,
-    now: u64,
+    (budget, now): ((u32, u32), u64),
 ) {
     let why = if d.is_icmp_error() {
         Some(Suppressed::AboutIcmpError)
     } else if !is_unicast_source(d.src, subnet_broadcast) || src_mac.is_multicast() {
         Some(Suppressed::NotUnicast)
-    } else if !local.icmp_budget.take(now) {
+    } else if !local.icmp_budget.take(budget, now) {
         Some(Suppressed::RateLimited)
     } else {
         None

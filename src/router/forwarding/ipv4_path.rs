@@ -178,7 +178,7 @@ impl Forwarding {
             from,
             (self.iface_mac(i.side), i.src_mac),
             self.routes.broadcast_on(i.side),
-            i.now,
+            (self.icmp_share(), i.now),
         );
     }
 

@@ -25,6 +25,7 @@ use crate::rate_limit::TokenBucket;
 use crate::wire::arp::{Operation, Packet as ArpPacket, Repr as ArpRepr};
 use crate::wire::ethernet::{self, ethertype, Mac};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const ETH: usize = ethernet::HEADER_LEN;
 
@@ -63,14 +64,12 @@ pub struct Local {
 /// One thread's share of the ICMP error budget.
 pub(crate) struct IcmpBudget {
     bucket: TokenBucket,
-    rate: u32,
-    burst: u32,
 }
 
 impl IcmpBudget {
-    /// Takes one error's worth if the share allows it at `now`.
-    pub(crate) fn take(&mut self, now: Millis) -> bool {
-        self.bucket.take(self.rate, self.burst, now)
+    /// Takes one error's worth if a share of `(rate, burst)` allows it at `now`.
+    pub(crate) fn take(&mut self, (rate, burst): (u32, u32), now: Millis) -> bool {
+        self.bucket.take(rate, burst, now)
     }
 }
 
@@ -96,7 +95,10 @@ pub struct Forwarding {
     /// Router's outside address.
     pub outside_ip: Ipv4Addr,
     ifaces: Interfaces,
-    icmp: super::config::Icmp,
+    /// ICMP error budget, swapped by [`Forwarding::reconfigure`].
+    icmp: arc_swap::ArcSwap<super::config::Icmp>,
+    /// Threads sharing the ICMP budget (the most any `local` call named).
+    icmp_threads: AtomicU32,
 }
 
 impl Forwarding {
@@ -111,7 +113,8 @@ impl Forwarding {
             inside_ip: cfg.inside.address.addr(),
             outside_ip: cfg.outside.address.addr(),
             ifaces,
-            icmp: cfg.icmp,
+            icmp: arc_swap::ArcSwap::from_pointee(cfg.icmp),
+            icmp_threads: AtomicU32::new(1),
         })
     }
 
@@ -119,16 +122,41 @@ impl Forwarding {
     /// each gets an equal share (rounded up) of the ICMP error budget.
     pub fn local(&self, threads: usize, now: Millis) -> Local {
         let n = u32::try_from(threads.max(1)).unwrap_or(u32::MAX);
-        let share = |v: u32| if v == 0 { 0 } else { v.div_ceil(n).max(1) };
+        self.icmp_threads.fetch_max(n, Ordering::Relaxed);
         Local {
             counters: Counters::default(),
             transmits: Vec::new(),
             icmp_budget: IcmpBudget {
-                bucket: TokenBucket::full(share(self.icmp.errors_burst), now),
-                rate: share(self.icmp.errors_per_sec),
-                burst: share(self.icmp.errors_burst),
+                bucket: TokenBucket::full(self.icmp_share().1, now),
             },
         }
+    }
+
+    /// One thread's share of the ICMP error rate and burst.
+    pub(crate) fn icmp_share(&self) -> (u32, u32) {
+        let n = self.icmp_threads.load(Ordering::Relaxed).max(1);
+        let share = |v: u32| if v == 0 { 0 } else { v.div_ceil(n).max(1) };
+        let c = self.icmp.load();
+        (share(c.errors_per_sec), share(c.errors_burst))
+    }
+
+    /// Applies a changed configuration to the running policy: NAT and ESP
+    /// limits, timeouts and options, ARP settings and the ICMP error
+    /// budget. Anything else that differs (interfaces, addresses, routes,
+    /// threads, I/O, metrics) needs a restart and is refused, naming the
+    /// field; nothing is applied unless everything can be.
+    pub fn reconfigure(&self, old: &RouterConfig, new: &RouterConfig) -> Result<(), ConfigError> {
+        new.validate()?;
+        if let Some(field) = old.restart_field_changed(new) {
+            return Err(ConfigError {
+                field,
+                why: "cannot change while running (restart to apply)".into(),
+            });
+        }
+        self.nat.reconfigure(new.nat, new.esp)?;
+        self.arp.reconfigure(new.arp);
+        self.icmp.store(std::sync::Arc::new(new.icmp));
+        Ok(())
     }
 
     /// MAC of a data interface.

@@ -1,0 +1,202 @@
+//! Where the router's configuration comes from, and applying a changed file
+//! to the running router (SIGHUP or `spimux router reload`) without losing
+//! a table entry or a flow. A file that does not parse or validate, or that
+//! changes something only a restart can apply, is refused as a whole: the
+//! configuration in force stays, and the refusal is logged and counted.
+
+use super::config::RouterConfig;
+use super::Shared;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Command-line values that replace the file's (at start and every reload).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `inside.interface`.
+    pub inside_interface: Option<String>,
+    /// `outside.interface`.
+    pub outside_interface: Option<String>,
+    /// `metrics.listen`.
+    pub metrics_listen: Option<String>,
+    /// `control.socket`.
+    pub control_socket: Option<String>,
+}
+
+/// A configuration file and the overrides applied to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// The TOML file.
+    pub path: PathBuf,
+    /// Command-line overrides.
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// Reads, parses, overrides and validates; the error names the file and
+    /// the field.
+    pub fn load(&self) -> Result<RouterConfig, String> {
+        let name = self.path.display();
+        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{name}: {e}"))?;
+        let mut cfg: RouterConfig = toml::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
+        let o = &self.overrides;
+        if let Some(i) = &o.inside_interface {
+            cfg.inside.interface = i.clone();
+        }
+        if let Some(i) = &o.outside_interface {
+            cfg.outside.interface = i.clone();
+        }
+        if let Some(m) = &o.metrics_listen {
+            cfg.metrics.listen = m.clone();
+        }
+        if let Some(s) = &o.control_socket {
+            cfg.control.socket = s.clone();
+        }
+        cfg.validate().map_err(|e| format!("{name}: {e}"))?;
+        Ok(cfg)
+    }
+}
+
+/// How reloads ended, for `spimux_config_reloads_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// Something changed and was applied.
+    Applied,
+    /// The file equals the configuration in force.
+    Unchanged,
+    /// The file could not be read, parsed or validated.
+    Invalid,
+    /// The file changes something that needs a restart.
+    NeedsRestart,
+}
+
+impl ReloadResult {
+    /// All, in label order.
+    pub const ALL: [ReloadResult; 4] = [
+        ReloadResult::Applied,
+        ReloadResult::Unchanged,
+        ReloadResult::Invalid,
+        ReloadResult::NeedsRestart,
+    ];
+
+    /// Prometheus label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Unchanged => "unchanged",
+            ReloadResult::Invalid => "invalid",
+            ReloadResult::NeedsRestart => "needs_restart",
+        }
+    }
+}
+
+/// Reload counts by result.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    counts: [AtomicU64; 4],
+}
+
+impl ReloadStats {
+    fn count(&self, r: ReloadResult) {
+        if let Some(c) = self.counts.get(r as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reloads that ended with `r`.
+    pub fn get(&self, r: ReloadResult) -> u64 {
+        self.counts
+            .get(r as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// What a reload did: the tables it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reloaded {
+    /// `applied` or `unchanged`.
+    pub result: &'static str,
+    /// Tables whose values changed (`nat`, `esp`, `arp`, `icmp`, `log`).
+    pub changed: Vec<&'static str>,
+}
+
+/// The live-applicable tables that differ between `old` and `new`.
+fn changed_tables(old: &RouterConfig, new: &RouterConfig) -> Vec<&'static str> {
+    [
+        ("nat", old.nat != new.nat),
+        ("esp", old.esp != new.esp),
+        ("arp", old.arp != new.arp),
+        ("icmp", old.icmp != new.icmp),
+        ("log", old.log != new.log),
+    ]
+    .into_iter()
+    .filter_map(|(t, c)| c.then_some(t))
+    .collect()
+}
+
+/// Reads the router's configuration source again and applies what changed.
+/// On refusal the error says why and the configuration in force is kept.
+pub fn reload(shared: &Shared) -> Result<Reloaded, String> {
+    let outcome = try_reload(shared);
+    let result = match &outcome {
+        Ok(r) if r.changed.is_empty() => ReloadResult::Unchanged,
+        Ok(_) => ReloadResult::Applied,
+        Err((r, _)) => *r,
+    };
+    shared.reloads.count(result);
+    match outcome {
+        Ok(r) => {
+            tracing::info!(changed = ?r.changed, "configuration reloaded");
+            Ok(r)
+        }
+        Err((_, why)) => {
+            tracing::warn!(error = %why, "configuration reload refused; the configuration in force stays");
+            Err(why)
+        }
+    }
+}
+
+fn try_reload(shared: &Shared) -> Result<Reloaded, (ReloadResult, String)> {
+    let Some(source) = &shared.source else {
+        return Err((
+            ReloadResult::Invalid,
+            "started without a configuration file".into(),
+        ));
+    };
+    let new = source.load().map_err(|e| (ReloadResult::Invalid, e))?;
+    // One reload at a time: the lock spans compare, apply and store.
+    let mut in_force = shared.config.lock();
+    let changed = changed_tables(&in_force, &new);
+    if let Some(table) = in_force.restart_field_changed(&new) {
+        return Err((
+            ReloadResult::NeedsRestart,
+            format!(
+                "{}: [{table}] changed, which needs a restart; nothing was applied",
+                source.path.display()
+            ),
+        ));
+    }
+    if changed.is_empty() {
+        return Ok(Reloaded {
+            result: ReloadResult::Unchanged.label(),
+            changed,
+        });
+    }
+    shared.fwd.reconfigure(&in_force, &new).map_err(|e| {
+        (
+            ReloadResult::NeedsRestart,
+            format!("{}: {e}; nothing was applied", source.path.display()),
+        )
+    })?;
+    if new.log != in_force.log {
+        // Validated above, so this cannot fail on the directive.
+        if let Err(e) = crate::daemon::log::set_level(&new.log.level) {
+            tracing::warn!(error = %e, "log level not changed");
+        }
+    }
+    *in_force = new;
+    Ok(Reloaded {
+        result: ReloadResult::Applied.label(),
+        changed,
+    })
+}
