@@ -672,3 +672,4 @@ fn partial_checksums_stay_partial_and_complete_correctly() {
 }
 
 mod bounds;
+mod live;

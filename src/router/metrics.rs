@@ -222,6 +222,14 @@ pub fn render(shared: &Shared) -> String {
         "Worker count (each has one receive thread per interface).",
         one(shared.workers as u64),
     );
+    f.counter(
+        "spimux_config_reloads_total",
+        "Configuration reloads (SIGHUP or `spimux router reload`), by result: applied, unchanged, invalid (unreadable or failing validation), needs_restart (refused whole).",
+        super::reload::ReloadResult::ALL
+            .iter()
+            .map(|r| (vec![("result", r.label())], shared.reloads.get(*r) as f64))
+            .collect(),
+    );
     build_info(&mut f, ("backend", shared.backend));
     f.encode()
 }
