@@ -273,9 +273,15 @@ impl Bed {
     }
 
     pub fn start_router_with(&mut self, cfg: &Path) {
+        self.start_router_args(cfg, &[]);
+    }
+
+    /// Starts the router from `cfg` with further command-line `args`.
+    pub fn start_router_args(&mut self, cfg: &Path, args: &[&str]) {
         let log = std::fs::File::create(self.dir.join("router.log")).unwrap();
         let child = self
             .cmd("rt", &[SPIMUX, "router", "--config", cfg.to_str().unwrap()])
+            .args(args)
             .args([
                 "--inside-interface",
                 &format!("{}ri", self.p),
@@ -404,6 +410,11 @@ impl Bed {
             return true;
         };
         terminate(&mut c)
+    }
+
+    /// PID of the router process (`ip netns exec` execs it).
+    pub fn router_pid(&self) -> Option<u32> {
+        self.router.as_ref().map(Child::id)
     }
 
     pub fn router_alive(&mut self) -> bool {
