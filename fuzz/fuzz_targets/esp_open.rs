@@ -128,6 +128,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     }
                     // The ciphertext did not fit: refused before anything changed.
                     (Ok(()), Err(EspError::BufferTooSmall)) => assert!(room < s.bytes.len()),
+                    // With ESN a number below the window is taken to be from
+                    // the next 2^32 cycle (RFC 4303 Appendix A2.2), so its
+                    // ICV check fails instead.
+                    (Err(EspError::TooOld), Err(EspError::AuthFailed)) if esn => {}
                     (e, r) => assert_eq!(e.map(|_| ()), r.map(|_| ()), "seq {}", s.seq),
                 }
             }
