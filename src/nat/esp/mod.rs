@@ -118,6 +118,11 @@ impl EspDemux {
             .unwrap_or(0)
     }
 
+    /// The configuration in force.
+    pub fn config(&self) -> &EspConfig {
+        &self.cfg
+    }
+
     /// Idle timeout of recorded SPIs and bindings, seconds.
     pub fn idle_timeout(&self) -> u32 {
         self.cfg.idle_timeout
