@@ -230,6 +230,57 @@ pub fn render(shared: &Shared) -> String {
             .map(|r| (vec![("result", r.label())], shared.reloads.get(*r) as f64))
             .collect(),
     );
+    limits(shared, &mut f);
     build_info(&mut f, ("backend", shared.backend));
     f.encode()
+}
+
+/// The configured caps next to the gauges they bound, so alerts and
+/// dashboards divide one by the other instead of copying the config.
+fn limits(shared: &Shared, f: &mut Families) {
+    let nat = &shared.fwd.nat;
+    let (n, e) = (nat.table.config(), nat.esp.config());
+    let l = &n.limits;
+    for (name, help, v) in [
+        (
+            "spimux_nat_sessions_limit",
+            "Configured cap of spimux_nat_sessions (nat.limits.max_sessions).",
+            l.max_sessions,
+        ),
+        (
+            "spimux_nat_inside_hosts_limit",
+            "Configured cap of spimux_nat_inside_hosts (nat.limits.max_hosts).",
+            l.max_hosts,
+        ),
+        (
+            "spimux_nat_host_ports_limit",
+            "Configured cap of spimux_nat_host_ports_max (nat.limits.max_ports_per_host).",
+            l.max_ports_per_host,
+        ),
+        (
+            "spimux_esp_bindings_limit",
+            "Configured cap of spimux_esp_bindings (esp.max_bindings).",
+            e.max_bindings,
+        ),
+        (
+            "spimux_esp_responder_bindings_limit",
+            "Configured cap of spimux_esp_responder_bindings_max (esp.max_bindings_per_responder).",
+            e.max_bindings_per_responder,
+        ),
+        (
+            "spimux_esp_recorded_spis_limit",
+            "Configured cap of spimux_esp_recorded_spis (esp.max_spis).",
+            e.max_spis,
+        ),
+    ] {
+        f.gauge(name, help, one(u64::from(v)));
+    }
+    // Every external address has its own nat.port_min..=nat.port_max per protocol.
+    let range = u64::from(n.port_max.saturating_sub(n.port_min)).saturating_add(1);
+    let ports = range.saturating_mul(nat.table.external().len() as u64);
+    f.gauge(
+        "spimux_nat_ports_limit",
+        "External ports (ICMP identifiers) per protocol, the cap of spimux_nat_mappings: nat.port_min..=nat.port_max on each external address.",
+        per_proto([ports; 3]),
+    );
 }
