@@ -48,6 +48,10 @@ struct RouterArgs {
     /// Override metrics.listen (empty disables).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Override capture.drops_file: write dropped frames to this pcapng file
+    /// (rate-limited, drop reason as packet comment; empty = off).
+    #[arg(long, value_name = "FILE")]
+    capture_drops: Option<String>,
 }
 
 #[derive(Args)]
@@ -183,6 +187,9 @@ fn run_router(a: RouterArgs) -> Result<(), String> {
     }
     if let Some(m) = a.metrics_listen {
         cfg.metrics.listen = m;
+    }
+    if let Some(f) = a.capture_drops {
+        cfg.capture.drops_file = f;
     }
     cfg.validate()
         .map_err(|e| format!("{}: {e}", a.config.display()))?;

@@ -185,6 +185,9 @@ pub struct RouterConfig {
     /// Metrics.
     #[serde(default)]
     pub metrics: Metrics,
+    /// Capture of dropped frames.
+    #[serde(default)]
+    pub capture: super::capture::config::CaptureConfig,
 }
 
 fn err(field: &'static str, why: impl Into<String>) -> ConfigError {
@@ -298,6 +301,7 @@ impl RouterConfig {
             return Err(err("arp.retry_ms", "must be at least 10"));
         }
         self.metrics.validate().map_err(|(f, why)| err(f, why))?;
+        self.capture.validate()?;
         Ok(())
     }
 
@@ -377,6 +381,10 @@ gateway = "203.0.113.1"
                 "metrics.listen",
             ),
             (format!("{MIN}\n[esp.layout]\ntag_len = 9\n"), "esp.layout"),
+            (
+                format!("{MIN}\n[capture]\nsnap_len = 10\n"),
+                "capture.snap_len",
+            ),
             (
                 format!("{MIN}\n[[routes]]\nprefix = \"10.9.0.0/16\"\nvia = \"192.0.2.1\"\n"),
                 "routes.via",

@@ -3,6 +3,7 @@
 //! SIGTERM.
 
 pub mod arp;
+pub mod capture;
 pub mod config;
 pub mod forwarding;
 pub mod metrics;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub workers: usize,
     /// Backend name.
     pub backend: &'static str,
+    /// Capture of dropped frames (off until `capture.apply`).
+    pub capture: capture::Capture,
 }
 
 impl Shared {
@@ -48,6 +51,10 @@ impl Shared {
             stats: StatsRegistry::default(),
             workers,
             backend,
+            capture: capture::Capture::new(
+                [Side::Inside.label().into(), Side::Outside.label().into()],
+                workers.saturating_mul(2),
+            ),
         }
     }
 
@@ -71,6 +78,15 @@ pub enum StartError {
     /// A device or socket could not be opened.
     #[error(transparent)]
     Io(#[from] crate::daemon::OpenError),
+}
+
+impl From<capture::ApplyError> for StartError {
+    fn from(e: capture::ApplyError) -> Self {
+        match e {
+            capture::ApplyError::Config(c) => StartError::Config(c),
+            capture::ApplyError::Open(o) => StartError::Io(o),
+        }
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -144,6 +160,8 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             .map_err(io_err("housekeeping send socket"))?,
     ];
     let metrics_listener = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
+    let capture = capture::Capture::new(names.map(String::from), workers.saturating_mul(2));
+    capture.apply(&cfg.capture)?;
     let mut changed = Vec::new();
     if cfg.dataplane.offloads_disabled() {
         for n in names {
@@ -159,7 +177,9 @@ pub fn start(cfg: &RouterConfig) -> Result<Running, StartError> {
             }
         }
     }
-    let shared = Arc::new(Shared::new(fwd, workers, backend.name()));
+    let mut shared = Shared::new(fwd, workers, backend.name());
+    shared.capture = capture;
+    let shared = Arc::new(shared);
     let mut starting = crate::daemon::Starting::new(shared.clone());
     let metrics_addr = match spawn_all(cfg, &shared, queues, hk_tx, metrics_listener, &mut starting)
     {
@@ -202,6 +222,12 @@ fn spawn_all(
             .spawn(&format!("{}-{}", side.label(), i / 2), move || w.run(batch))
             .map_err(io_err("spawn worker"))?;
     }
+    let c_shared = shared.clone();
+    starting
+        .spawn("capture", move || {
+            c_shared.capture.run_writer(&c_shared.shutdown)
+        })
+        .map_err(io_err("spawn capture writer"))?;
     let hk_shared = shared.clone();
     let hk_publisher = Publisher::new(&shared.stats);
     starting
