@@ -273,6 +273,11 @@ impl Bed {
     }
 
     pub fn start_router_with(&mut self, cfg: &Path) {
+        self.start_router_args(cfg, &[]);
+    }
+
+    /// Starts the router with `cfg` and further command-line arguments.
+    pub fn start_router_args(&mut self, cfg: &Path, extra: &[&str]) {
         let log = std::fs::File::create(self.dir.join("router.log")).unwrap();
         let child = self
             .cmd("rt", &[SPIMUX, "router", "--config", cfg.to_str().unwrap()])
@@ -282,6 +287,7 @@ impl Bed {
                 "--outside-interface",
                 &format!("{}ro", self.p),
             ])
+            .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
