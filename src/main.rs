@@ -62,6 +62,10 @@ struct RouterArgs {
     /// Override control.socket (empty disables).
     #[arg(long)]
     control_socket: Option<String>,
+    /// Override capture.drops_file: write dropped frames to this pcapng file
+    /// (rate-limited, drop reason as packet comment; empty = off).
+    #[arg(long, value_name = "FILE")]
+    capture_drops: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -265,6 +269,7 @@ fn run_router(a: RouterArgs, fmt: LogFormat) -> Result<(), String> {
             outside_interface: a.outside_interface,
             metrics_listen: a.metrics_listen,
             control_socket: a.control_socket,
+            capture_drops: a.capture_drops,
         },
     };
     let cfg = source.load()?;

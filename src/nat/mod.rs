@@ -56,7 +56,13 @@ impl Nat {
     /// [`table::Table::reconfigure`] and [`esp::EspDemux::reconfigure`] for
     /// what can change); both are checked before either is applied.
     pub fn reconfigure(&self, cfg: NatConfig, esp: EspConfig) -> Result<(), ConfigError> {
-        cfg.validate()?;
+        self.check_reconfigure(&cfg, &esp)?;
+        self.table.reconfigure(cfg)?;
+        self.esp.reconfigure(esp)
+    }
+
+    /// What [`Nat::reconfigure`] would refuse, without applying anything.
+    pub fn check_reconfigure(&self, cfg: &NatConfig, esp: &EspConfig) -> Result<(), ConfigError> {
         esp.validate()?;
         if self.esp.config().layout != esp.layout {
             return Err(ConfigError {
@@ -64,8 +70,7 @@ impl Nat {
                 why: "cannot change while running (restart to apply)".into(),
             });
         }
-        self.table.reconfigure(cfg)?;
-        self.esp.reconfigure(esp)
+        self.table.check_reconfigure(cfg)
     }
 
     /// True when `ip` is one of the NAT's external addresses.

@@ -198,6 +198,9 @@ pub struct RouterConfig {
     /// Log level.
     #[serde(default)]
     pub log: crate::daemon::log::LogConfig,
+    /// Capture of dropped frames.
+    #[serde(default)]
+    pub capture: super::capture::config::CaptureConfig,
 }
 
 fn err(field: &'static str, why: impl Into<String>) -> ConfigError {
@@ -331,6 +334,7 @@ impl RouterConfig {
         self.metrics.validate().map_err(|(f, why)| err(f, why))?;
         self.control.validate().map_err(|(f, why)| err(f, why))?;
         self.log.validate().map_err(|(f, why)| err(f, why))?;
+        self.capture.validate()?;
         Ok(())
     }
 
@@ -410,6 +414,10 @@ gateway = "203.0.113.1"
                 "metrics.listen",
             ),
             (format!("{MIN}\n[esp.layout]\ntag_len = 9\n"), "esp.layout"),
+            (
+                format!("{MIN}\n[capture]\nsnap_len = 10\n"),
+                "capture.snap_len",
+            ),
             (
                 format!("{MIN}\n[[routes]]\nprefix = \"10.9.0.0/16\"\nvia = \"192.0.2.1\"\n"),
                 "routes.via",

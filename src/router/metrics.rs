@@ -4,7 +4,7 @@
 //! read from the shared tables.
 
 use super::forwarding::icmp_errors::Suppressed;
-use super::stats::{Counters, DropReason, Side};
+use super::stats::{CaptureResult, Counters, DropReason, Side};
 use super::Shared;
 use crate::daemon::metrics::{build_info, one, Families, Sample};
 use crate::nat::{NatDrop, Proto};
@@ -168,6 +168,32 @@ pub fn render(shared: &Shared) -> String {
         "spimux_gso_segments_total",
         "Wire packets the forwarded GSO super-frames stand for (a super-frame counts once in spimux_packets_total).",
         one(c.gso_segments),
+    );
+    let cap = &shared.capture;
+    let by_writer = cap.writer_counts();
+    f.counter(
+        "spimux_capture_frames_total",
+        "Dropped frames offered to the drop capture (capture.drops_file), by result.",
+        CaptureResult::ALL
+            .iter()
+            .map(|r| {
+                let i = *r as usize;
+                (
+                    vec![("result", r.label())],
+                    (c.capture[i] + by_writer[i]) as f64,
+                )
+            })
+            .collect(),
+    );
+    f.gauge(
+        "spimux_capture_active",
+        "1 while dropped frames are being captured, 0 when off or stopped (file full, write error).",
+        one(u64::from(cap.is_active())),
+    );
+    f.gauge(
+        "spimux_capture_file_bytes",
+        "Size of the drop capture file.",
+        one(cap.file_bytes()),
     );
     let fwd = &shared.fwd;
     let t = &fwd.nat.table;

@@ -3,6 +3,7 @@
 //! SIGTERM.
 
 pub mod arp;
+pub mod capture;
 pub mod config;
 pub mod forwarding;
 pub mod metrics;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub source: Option<reload::ConfigSource>,
     /// Reloads by result.
     pub reloads: reload::ReloadStats,
+    /// Capture of dropped frames (off until `capture.apply`).
+    pub capture: capture::Capture,
 }
 
 impl Shared {
@@ -65,6 +68,10 @@ impl Shared {
             config: parking_lot::Mutex::new(config),
             source: None,
             reloads: reload::ReloadStats::default(),
+            capture: capture::Capture::new(
+                [Side::Inside.label().into(), Side::Outside.label().into()],
+                workers.saturating_mul(2),
+            ),
         }
     }
 
@@ -88,6 +95,15 @@ pub enum StartError {
     /// A device or socket could not be opened.
     #[error(transparent)]
     Io(#[from] crate::daemon::OpenError),
+}
+
+impl From<capture::ApplyError> for StartError {
+    fn from(e: capture::ApplyError) -> Self {
+        match e {
+            capture::ApplyError::Config(c) => StartError::Config(c),
+            capture::ApplyError::Open(o) => StartError::Io(o),
+        }
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -172,6 +188,8 @@ pub fn start_from(
     let metrics_listener = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
     let control = crate::daemon::control::bind(&cfg.control)
         .map_err(io_err(format!("control socket {}", cfg.control.socket)))?;
+    let capture = capture::Capture::new(names.map(String::from), workers.saturating_mul(2));
+    capture.apply(&cfg.capture)?;
     let mut changed = Vec::new();
     if cfg.dataplane.offloads_disabled() {
         for n in names {
@@ -189,6 +207,7 @@ pub fn start_from(
     }
     let mut shared = Shared::new(fwd, cfg.clone(), workers, backend.name());
     shared.source = source;
+    shared.capture = capture;
     let shared = Arc::new(shared);
     let mut starting = crate::daemon::Starting::new(shared.clone());
     let listeners = (metrics_listener, control);
@@ -235,6 +254,12 @@ fn spawn_all(
             .spawn(&format!("{}-{}", side.label(), i / 2), move || w.run(batch))
             .map_err(io_err("spawn worker"))?;
     }
+    let c_shared = shared.clone();
+    starting
+        .spawn("capture", move || {
+            c_shared.capture.run_writer(&c_shared.shutdown)
+        })
+        .map_err(io_err("spawn capture writer"))?;
     let hk_shared = shared.clone();
     let hk_publisher = Publisher::new(&shared.stats);
     starting

@@ -21,6 +21,8 @@ pub struct Overrides {
     pub metrics_listen: Option<String>,
     /// `control.socket`.
     pub control_socket: Option<String>,
+    /// `capture.drops_file`.
+    pub capture_drops: Option<String>,
 }
 
 /// A configuration file and the overrides applied to it.
@@ -51,6 +53,9 @@ impl ConfigSource {
         }
         if let Some(s) = &o.control_socket {
             cfg.control.socket = s.clone();
+        }
+        if let Some(f) = &o.capture_drops {
+            cfg.capture.drops_file = f.clone();
         }
         cfg.validate().map_err(|e| format!("{name}: {e}"))?;
         Ok(cfg)
@@ -116,7 +121,7 @@ impl ReloadStats {
 pub struct Reloaded {
     /// `applied` or `unchanged`.
     pub result: &'static str,
-    /// Tables whose values changed (`nat`, `esp`, `arp`, `icmp`, `log`).
+    /// Tables whose values changed (`nat`, `esp`, `arp`, `icmp`, `log`, `capture`).
     pub changed: Vec<&'static str>,
 }
 
@@ -128,6 +133,7 @@ fn changed_tables(old: &RouterConfig, new: &RouterConfig) -> Vec<&'static str> {
         ("arp", old.arp != new.arp),
         ("icmp", old.icmp != new.icmp),
         ("log", old.log != new.log),
+        ("capture", old.capture != new.capture),
     ]
     .into_iter()
     .filter_map(|(t, c)| c.then_some(t))
@@ -181,6 +187,22 @@ fn try_reload(shared: &Shared) -> Result<Reloaded, (ReloadResult, String)> {
             result: ReloadResult::Unchanged.label(),
             changed,
         });
+    }
+    // Everything is checked before anything is applied; the capture opens
+    // a file (which can still fail), so it is applied first.
+    shared.fwd.check_reconfigure(&in_force, &new).map_err(|e| {
+        (
+            ReloadResult::NeedsRestart,
+            format!("{}: {e}; nothing was applied", source.path.display()),
+        )
+    })?;
+    if new.capture != in_force.capture {
+        shared.capture.apply(&new.capture).map_err(|e| {
+            (
+                ReloadResult::Invalid,
+                format!("{}: {e}", source.path.display()),
+            )
+        })?;
     }
     shared.fwd.reconfigure(&in_force, &new).map_err(|e| {
         (

@@ -136,6 +136,48 @@ impl DropReason {
     }
 }
 
+/// What became of a dropped frame offered to the drop capture
+/// (`spimux_capture_frames_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureResult {
+    /// Written to the pcapng file.
+    Written,
+    /// Not copied: the capture's token bucket was empty.
+    RateLimited,
+    /// Not copied: the writer's queue held `capture.queue_len` frames.
+    QueueFull,
+    /// Not written: the file could not be written (capture stopped).
+    WriteError,
+    /// Not written: the file reached `capture.max_file_bytes` (capture stopped).
+    FileFull,
+    /// Not written: capture was turned off while the frame was queued.
+    Closed,
+}
+
+impl CaptureResult {
+    /// Every result, in index order.
+    pub const ALL: [CaptureResult; 6] = [
+        CaptureResult::Written,
+        CaptureResult::RateLimited,
+        CaptureResult::QueueFull,
+        CaptureResult::WriteError,
+        CaptureResult::FileFull,
+        CaptureResult::Closed,
+    ];
+
+    /// Prometheus `result` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CaptureResult::Written => "written",
+            CaptureResult::RateLimited => "rate_limited",
+            CaptureResult::QueueFull => "queue_full",
+            CaptureResult::WriteError => "write_error",
+            CaptureResult::FileFull => "file_full",
+            CaptureResult::Closed => "closed",
+        }
+    }
+}
+
 /// Interface index in counter arrays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -186,6 +228,9 @@ pub struct Counters {
     pub gso_segments: u64,
     /// NAT core events.
     pub nat: NatEvents,
+    /// Dropped frames the receive threads did not hand to the drop capture,
+    /// by `CaptureResult as usize` (the writer counts the rest itself).
+    pub capture: [u64; CaptureResult::ALL.len()],
 }
 
 impl Default for Counters {
@@ -205,6 +250,7 @@ impl Default for Counters {
             offload_gso: 0,
             gso_segments: 0,
             nat: NatEvents::default(),
+            capture: [0; CaptureResult::ALL.len()],
         }
     }
 }
@@ -243,6 +289,9 @@ impl Counters {
         self.offload_gso += o.offload_gso;
         self.gso_segments += o.gso_segments;
         self.nat.add(&o.nat);
+        for (a, b) in self.capture.iter_mut().zip(o.capture.iter()) {
+            *a += b;
+        }
     }
 
     /// Total drops; NAT drops are counted both in `drops` and `nat.drops`, so only `drops` is summed.

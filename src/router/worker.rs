@@ -2,6 +2,7 @@
 //! hands each frame to the forwarding policy (which rewrites it in place),
 //! then sends the batch's output per interface with one call each.
 
+use super::capture::Tap;
 use super::forwarding::{Local, Transmit, Verdict};
 use super::stats::{Counters, DropReason, Side};
 use super::Shared;
@@ -18,6 +19,7 @@ pub struct Worker {
     rx: Box<dyn FrameRx>,
     tx: [Box<dyn FrameTx>; 2],
     local: Local,
+    tap: Tap,
     publisher: Publisher<Counters>,
 }
 
@@ -37,6 +39,7 @@ impl Worker {
             rx,
             tx,
             local,
+            tap: Tap::default(),
             publisher,
         }
     }
@@ -64,6 +67,16 @@ impl Worker {
                     .shared
                     .fwd
                     .handle(self.side, frame, flags, now, &mut self.local);
+                if let Verdict::Drop(reason) = v {
+                    self.shared.capture.offer(
+                        &mut self.tap,
+                        self.side,
+                        reason,
+                        frame,
+                        now,
+                        &mut self.local.counters,
+                    );
+                }
                 verdicts.push(v);
             }
             send_batch(&mut self.tx, &mut self.local, Some((&batch, &verdicts)));
@@ -134,14 +147,17 @@ mod tests {
     use super::*;
     use crate::io::memory::{rx_pair, MemoryTx};
     use crate::io::RxFlags;
+    use crate::router::capture::config::CaptureConfig;
     use crate::router::config::RouterConfig;
     use crate::router::forwarding::{Forwarding, Interfaces};
+    use crate::router::stats::CaptureResult;
     use crate::wire::arp::{Operation, Repr};
     use crate::wire::ethernet::{self, ethertype, Mac};
     use std::net::Ipv4Addr;
 
     /// The whole receive loop over in-memory links: an ARP request in, its
-    /// reply out on the same side; shutdown stops the thread and publishes.
+    /// reply out on the same side; a runt dropped and handed to the drop
+    /// capture; shutdown stops the thread and publishes.
     #[test]
     fn worker_loop_runs_over_memory_links() {
         let cfg = RouterConfig::parse(
@@ -160,6 +176,13 @@ mod tests {
             1,
             "memory",
         ));
+        let file =
+            std::env::temp_dir().join(format!("spimux-worker-{}.pcapng", std::process::id()));
+        let capture = CaptureConfig {
+            drops_file: file.to_str().unwrap().into(),
+            ..CaptureConfig::default()
+        };
+        shared.capture.apply(&capture).unwrap();
         let (rx, feed) = rx_pair();
         let (tx_in, tx_out) = (MemoryTx::default(), MemoryTx::default());
         let w = Worker::new(
@@ -202,5 +225,11 @@ mod tests {
         assert_eq!(c.rx_packets[0], 2);
         assert_eq!(c.tx_packets[0], 1);
         assert_eq!(c.drops[DropReason::EthTruncated.index()], 1);
+        assert_eq!(shared.capture.write_pending(), 1, "the runt was queued");
+        let written = shared.capture.writer_counts()[CaptureResult::Written as usize];
+        let size = std::fs::metadata(&file).map(|m| m.len());
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(written, 1);
+        assert_eq!(size.ok(), Some(shared.capture.file_bytes()));
     }
 }

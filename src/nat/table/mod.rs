@@ -230,6 +230,14 @@ impl Table {
     /// port range, the filtering behaviour and IKE port preservation shape
     /// state already in the table, so changing them is refused.
     pub fn reconfigure(&self, cfg: NatConfig) -> Result<(), ConfigError> {
+        self.check_reconfigure(&cfg)?;
+        self.hosts.set_limits(cfg.limits);
+        self.cfg.store(std::sync::Arc::new(cfg));
+        Ok(())
+    }
+
+    /// What [`Table::reconfigure`] would refuse, without applying anything.
+    pub fn check_reconfigure(&self, cfg: &NatConfig) -> Result<(), ConfigError> {
         cfg.validate()?;
         let old = self.config();
         let fixed = [
@@ -241,15 +249,13 @@ impl Table {
                 old.preserve_ike_port != cfg.preserve_ike_port,
             ),
         ];
-        if let Some((field, _)) = fixed.iter().find(|(_, changed)| *changed) {
-            return Err(ConfigError {
+        match fixed.iter().find(|(_, changed)| *changed) {
+            Some((field, _)) => Err(ConfigError {
                 field,
                 why: "cannot change while running (restart to apply)".into(),
-            });
+            }),
+            None => Ok(()),
         }
-        self.hosts.set_limits(cfg.limits);
-        self.cfg.store(std::sync::Arc::new(cfg));
-        Ok(())
     }
 
     /// External addresses.

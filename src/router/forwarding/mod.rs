@@ -146,6 +146,19 @@ impl Forwarding {
     /// threads, I/O, metrics) needs a restart and is refused, naming the
     /// field; nothing is applied unless everything can be.
     pub fn reconfigure(&self, old: &RouterConfig, new: &RouterConfig) -> Result<(), ConfigError> {
+        self.check_reconfigure(old, new)?;
+        self.nat.reconfigure(new.nat, new.esp)?;
+        self.arp.reconfigure(new.arp);
+        self.icmp.store(std::sync::Arc::new(new.icmp));
+        Ok(())
+    }
+
+    /// What [`Forwarding::reconfigure`] would refuse, without applying anything.
+    pub fn check_reconfigure(
+        &self,
+        old: &RouterConfig,
+        new: &RouterConfig,
+    ) -> Result<(), ConfigError> {
         new.validate()?;
         if let Some(field) = old.restart_field_changed(new) {
             return Err(ConfigError {
@@ -153,10 +166,7 @@ impl Forwarding {
                 why: "cannot change while running (restart to apply)".into(),
             });
         }
-        self.nat.reconfigure(new.nat, new.esp)?;
-        self.arp.reconfigure(new.arp);
-        self.icmp.store(std::sync::Arc::new(new.icmp));
-        Ok(())
+        self.nat.check_reconfigure(&new.nat, &new.esp)
     }
 
     /// MAC of a data interface.
