@@ -53,11 +53,11 @@ impl Core {
             esp_sa(c.inbound_spi, &c.suite, &c.key_in, window),
             esp_sa(c.outbound_spi, &c.suite, &c.key_out, window),
         ) else {
-            tracing::warn!(peer = %t.name, "negotiated ESP suite cannot be installed");
+            crate::warn_limited!(peer = %t.name, "negotiated ESP suite cannot be installed");
             return;
         };
         if !self.table.add_spi(c.inbound_spi, i) {
-            tracing::warn!(peer = %t.name, spi = format!("{:#010x}", c.inbound_spi), "inbound SPI already in use");
+            crate::warn_limited!(peer = %t.name, spi = format!("{:#010x}", c.inbound_spi), "inbound SPI already in use");
             return;
         }
         t.rx.lock().sas.push(rx);

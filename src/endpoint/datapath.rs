@@ -40,7 +40,7 @@ fn run(
         match step(&mut c, now) {
             Ok(busy) => pubr.maybe(&c, now, !busy),
             Err(e) => {
-                tracing::warn!(error = %e, "{what} read failed");
+                crate::warn_limited!(error = %e, "{what} read failed");
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }

@@ -133,7 +133,7 @@ pub fn port_loop(shared: Arc<Shared>, sock: Arc<UdpEncap>, port: u16) {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "IKE socket read failed");
+                crate::warn_limited!(error = %e, "IKE socket read failed");
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }

@@ -351,7 +351,7 @@ impl Mobility {
             d.outcome,
             Outcome::Accepted | Outcome::AcceptedCopy | Outcome::EncapRefused
         ) {
-            tracing::warn!(peer = %t.name, id = req.id, outcome = d.outcome.label(),
+            crate::warn_limited!(peer = %t.name, id = req.id, outcome = d.outcome.label(),
                 from = %arrival.from, "registration refused");
         }
         // The reply goes back the way the request came, so it proves that path.

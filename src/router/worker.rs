@@ -52,7 +52,7 @@ impl Worker {
             let n = match self.rx.recv_batch(&mut batch, 100) {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::warn!(side = self.side.label(), error = %e, "receive failed");
+                    crate::warn_limited!(side = self.side.label(), error = %e, "receive failed");
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     0
                 }
