@@ -134,8 +134,14 @@ fn with_esn_a_packet_below_the_window_is_taken_for_the_next_cycle_and_fails_its_
         })
         .collect();
     let mut out = [0u8; 64];
-    rx.open(&pkts[99], &mut out).unwrap(); // seq 100
-    assert_eq!(rx.open(&pkts[20], &mut out), Err(EspError::AuthFailed)); // seq 21
+    // seq 100 opens; seq 21 is below the window.
+    rx.open(&pkts[99], &mut out).unwrap();
+    assert_eq!(rx.open(&pkts[20], &mut out), Err(EspError::AuthFailed));
+    // Into a short buffer it is refused before the ICV (second finding).
+    assert_eq!(
+        rx.open(&pkts[20], &mut out[..4]),
+        Err(EspError::BufferTooSmall)
+    );
     assert_eq!(rx.rx_seq(), 100, "the refused packet moved nothing");
     rx.open(&pkts[50], &mut out).unwrap(); // seq 51: inside the window, opens
 }
