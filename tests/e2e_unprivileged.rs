@@ -1,0 +1,271 @@
+//! End-to-end: the router runs in the testbed as an unprivileged user that
+//! holds only CAP_NET_RAW and CAP_NET_ADMIN (what dist/systemd gives it),
+//! started with util-linux `setpriv` inside `ip netns exec`.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The service user of the test (nobody: exists everywhere, owns nothing).
+const UID: u32 = 65534;
+/// Another unprivileged user, who must not reach the control socket.
+const OTHER_UID: u32 = 65533;
+/// CAP_NET_ADMIN (12) | CAP_NET_RAW (13).
+const NET_CAPS: u64 = 0x3000;
+
+/// `setpriv` arguments that switch to `uid` keeping exactly `caps`
+/// (setpriv capability names, e.g. "+net_raw,+net_admin"; "" for none).
+fn as_user(uid: u32, caps: &str) -> Vec<String> {
+    let set = format!("-all{caps}");
+    vec![
+        "setpriv".into(),
+        format!("--reuid={uid}"),
+        format!("--regid={uid}"),
+        "--clear-groups".into(),
+        format!("--inh-caps={set}"),
+        format!("--ambient-caps={set}"),
+        format!("--bounding-set={set}"),
+        "--no-new-privs".into(),
+    ]
+}
+
+/// The router process started here; dropped (killed by PID) before the bed
+/// removes its namespaces, since it is declared after the bed.
+struct Router(Option<Child>);
+
+impl Router {
+    fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGTERM and wait (SIGKILL after 3 s); true on a clean exit.
+    fn stop(&mut self) -> bool {
+        self.0.take().is_some_and(|mut c| terminate(&mut c))
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A directory the service user owns (as systemd's RuntimeDirectory= is),
+/// readable by others so the refusal is the socket's own mode.
+fn runtime_dir(bed: &Bed) -> PathBuf {
+    let run = bed.dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::os::unix::fs::chown(&run, Some(UID), Some(UID)).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    run
+}
+
+/// Starts the router in the router namespace as [`UID`] with only the two
+/// network capabilities; waits until its metrics answer.
+fn start_unprivileged(bed: &Bed, cfg: &Path, socket: &Path) -> Router {
+    // The bed's directory (config, logs) must be readable by the service user.
+    std::fs::set_permissions(&bed.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = std::fs::File::create(bed.dir.join("router.log")).unwrap();
+    let child = bed
+        .cmd("rt", &[])
+        .args(as_user(UID, ",+net_raw,+net_admin"))
+        .args([SPIMUX, "router", "--config", cfg.to_str().unwrap()])
+        .args([
+            "--inside-interface",
+            &format!("{}ri", bed.p),
+            "--outside-interface",
+            &format!("{}ro", bed.p),
+            "--control-socket",
+            socket.to_str().unwrap(),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let router = Router(Some(child));
+    let t0 = Instant::now();
+    while bed.try_metrics().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "unprivileged router did not come up: {}",
+            bed.router_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    router
+}
+
+/// `/proc/PID/status` field `key` (e.g. "CapEff"), trimmed.
+fn status_field(pid: u32, key: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+fn caps(pid: u32, key: &str) -> u64 {
+    u64::from_str_radix(&status_field(pid, key), 16).unwrap()
+}
+
+/// `spimux router ARGS --socket S`, optionally as another user (no capabilities).
+fn ctl(socket: &Path, uid: Option<u32>, args: &[&str]) -> Output {
+    let mut c = match uid {
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.args(&as_user(u, "")[1..]).arg(SPIMUX);
+            c
+        }
+        None => Command::new(SPIMUX),
+    };
+    c.arg("router")
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The process is the service user with exactly the two capabilities, in
+/// every thread, and can never gain more.
+fn assert_confined(pid: u32) {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "spimux", "setpriv execs the daemon in place");
+    let tasks: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    assert!(tasks.len() > 1, "worker threads run: {tasks:?}");
+    for t in tasks {
+        let uids: Vec<u32> = status_field(t, "Uid")
+            .split_whitespace()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        assert_eq!(uids, [UID; 4], "real, effective, saved, fs uid of {t}");
+        assert_eq!(caps(t, "CapEff"), NET_CAPS, "effective capabilities of {t}");
+        assert_eq!(caps(t, "CapPrm"), NET_CAPS, "permitted capabilities of {t}");
+        assert_eq!(caps(t, "CapBnd"), NET_CAPS, "bounding set of {t}");
+        assert_eq!(status_field(t, "NoNewPrivs"), "1");
+    }
+}
+
+#[test]
+fn router_forwards_as_unprivileged_user_with_two_capabilities() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::up();
+    let socket = runtime_dir(&bed).join("router.sock");
+    let cfg = bed.config("");
+    let mut router = start_unprivileged(&bed, &cfg, &socket);
+    assert_confined(router.pid());
+
+    // Forwards: ping and UDP through the NAT, from both inside hosts.
+    bed.udp_echo_server();
+    for h in ["h1", "h2"] {
+        bed.ok(h, &["ping", "-c", "2", "-i", "0.2", "-W", "2", SERVER]);
+        assert_eq!(bed.udp_echo(h, &format!("hi-{h}")), format!("hi-{h}"));
+    }
+    // Serves metrics that count what it forwarded.
+    let udp = "spimux_nat_sessions_created_total{protocol=\"udp\"}";
+    bed.wait_metric(udp, 2.0);
+    assert!(bed.metric(udp) >= 2.0);
+    assert!(bed.metric("spimux_nat_sessions_created_total{protocol=\"icmp\"}") >= 2.0);
+
+    // The control socket belongs to the service user, mode 0600.
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            meta.permissions().mode() & 0o777
+        ),
+        (UID, 0o600)
+    );
+    // Root and the service user read it; another user is refused.
+    for who in [None, Some(UID)] {
+        let o = ctl(&socket, who, &["show", "limits"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && out.contains("nat.limits.max_sessions"),
+            "show limits as {who:?}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = ctl(&socket, Some(OTHER_UID), &["show", "limits"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("ermission denied"),
+        "another user: {err}"
+    );
+
+    // A reload re-reads the file as the service user: SIGHUP (what
+    // `systemctl reload` sends) and `spimux router reload` by that user.
+    let raised = "[nat.limits]\nmax_sessions_per_host = 512\n";
+    std::fs::write(&cfg, std::fs::read_to_string(bed.config(raised)).unwrap()).unwrap();
+    // SAFETY: signalling the router this test started, by its PID.
+    unsafe { libc::kill(router.pid() as i32, libc::SIGHUP) };
+    let applied = "spimux_config_reloads_total{result=\"applied\"}";
+    bed.wait_metric(applied, 1.0);
+    assert_eq!(bed.metric(applied), 1.0, "{}", bed.router_log());
+    let lowered = "[nat.limits]\nmax_sessions_per_host = 256\n";
+    std::fs::write(&cfg, std::fs::read_to_string(bed.config(lowered)).unwrap()).unwrap();
+    let o = ctl(&socket, Some(UID), &["reload"]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("applied"),
+        "reload as the service user: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(bed.metric(applied), 2.0);
+
+    // Nothing on the way needed a privilege it lacks.
+    let log = bed.router_log();
+    for bad in ["ermission denied", "ot permitted", "WARN", "ERROR"] {
+        assert!(!log.contains(bad), "{bad} in the router log:\n{log}");
+    }
+    assert!(router.stop(), "clean exit on SIGTERM:\n{log}");
+    assert!(!socket.exists(), "the socket is removed at exit");
+}
+
+#[test]
+fn router_disables_offloads_with_net_admin_only() {
+    if !require_root() {
+        return;
+    }
+    let bed = Bed::up();
+    let socket = runtime_dir(&bed).join("router.sock");
+    let cfg = bed.config("[dataplane]\ndisable_offloads = true\n");
+    let inside = format!("{}ri", bed.p);
+    let offload = |feature: &str| -> String {
+        let k = bed.ok("rt", &["ethtool", "-k", &inside]);
+        k.lines()
+            .find_map(|l| l.strip_prefix(&format!("{feature}: ")))
+            .unwrap_or_else(|| panic!("{feature} in {k}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        offload("generic-segmentation-offload"),
+        "on",
+        "veth starts with GSO on"
+    );
+    let mut router = start_unprivileged(&bed, &cfg, &socket);
+    assert_confined(router.pid());
+    assert_eq!(offload("generic-segmentation-offload"), "off");
+    bed.ok("h1", &["ping", "-c", "2", "-i", "0.2", "-W", "2", SERVER]);
+    let log = bed.router_log();
+    assert!(
+        log.contains("offloads") && !log.contains("WARN"),
+        "offloads changed without warnings:\n{log}"
+    );
+    assert!(router.stop(), "clean exit:\n{}", bed.router_log());
+}
