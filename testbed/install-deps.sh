@@ -25,6 +25,9 @@ have swanctl || need+=(strongswan-swanctl)
 # pki (testbed/ike_pki.sh) and openssl: certificates made and converted by the IKE interop tests.
 have pki || need+=(strongswan-pki)
 have openssl || need+=(openssl)
+# setpriv (util-linux): the unprivileged router test; systemd-analyze: the unit files' test.
+have setpriv || need+=(util-linux)
+have systemd-analyze || need+=(systemd)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then echo "install-deps: need root to install: ${need[*]}" >&2; exit 1; fi
   echo "install-deps: installing ${need[*]}"

@@ -17,6 +17,20 @@ const OTHER_UID: u32 = 65533;
 /// CAP_NET_ADMIN (12) | CAP_NET_RAW (13).
 const NET_CAPS: u64 = 0x3000;
 
+/// The router unit's `AmbientCapabilities=` in setpriv's syntax
+/// (",+net_raw,+net_admin"): the test grants what the unit grants.
+fn unit_caps() -> String {
+    let unit =
+        std::fs::read_to_string(format!("{ROOT}/dist/systemd/spimux-router.service")).unwrap();
+    let caps = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("AmbientCapabilities="))
+        .expect("AmbientCapabilities= in the router unit");
+    caps.split_whitespace()
+        .map(|c| format!(",+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect()
+}
+
 /// `setpriv` arguments that switch to `uid` keeping exactly `caps`
 /// (setpriv capability names, e.g. "+net_raw,+net_admin"; "" for none).
 fn as_user(uid: u32, caps: &str) -> Vec<String> {
@@ -73,7 +87,7 @@ fn start_unprivileged(bed: &Bed, cfg: &Path, socket: &Path) -> Router {
     let log = std::fs::File::create(bed.dir.join("router.log")).unwrap();
     let child = bed
         .cmd("rt", &[])
-        .args(as_user(UID, ",+net_raw,+net_admin"))
+        .args(as_user(UID, &unit_caps()))
         .args([SPIMUX, "router", "--config", cfg.to_str().unwrap()])
         .args([
             "--inside-interface",
