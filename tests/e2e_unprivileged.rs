@@ -16,12 +16,14 @@ const UID: u32 = 65534;
 const OTHER_UID: u32 = 65533;
 /// CAP_NET_ADMIN (12) | CAP_NET_RAW (13).
 const NET_CAPS: u64 = 0x3000;
+/// The endpoints' set: also CAP_NET_BIND_SERVICE (10) for IKE on UDP 500.
+const ENDPOINT_CAPS: u64 = 0x3400;
 
-/// The router unit's `AmbientCapabilities=` in setpriv's syntax
+/// A unit's `AmbientCapabilities=` in setpriv's syntax
 /// (",+net_raw,+net_admin"): the test grants what the unit grants.
-fn unit_caps() -> String {
+fn unit_caps(daemon: &str) -> String {
     let unit =
-        std::fs::read_to_string(format!("{ROOT}/dist/systemd/spimux-router.service")).unwrap();
+        std::fs::read_to_string(format!("{ROOT}/dist/systemd/spimux-{daemon}.service")).unwrap();
     let caps = unit
         .lines()
         .find_map(|l| l.strip_prefix("AmbientCapabilities="))
@@ -87,7 +89,7 @@ fn start_unprivileged(bed: &Bed, cfg: &Path, socket: &Path) -> Router {
     let log = std::fs::File::create(bed.dir.join("router.log")).unwrap();
     let child = bed
         .cmd("rt", &[])
-        .args(as_user(UID, &unit_caps()))
+        .args(as_user(UID, &unit_caps("router")))
         .args([SPIMUX, "router", "--config", cfg.to_str().unwrap()])
         .args([
             "--inside-interface",
@@ -150,7 +152,7 @@ fn ctl(socket: &Path, uid: Option<u32>, args: &[&str]) -> Output {
 
 /// The process is the service user with exactly the two capabilities, in
 /// every thread, and can never gain more.
-fn assert_confined(pid: u32) {
+fn assert_confined(pid: u32, want: u64) {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "spimux", "setpriv execs the daemon in place");
     let tasks: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -164,9 +166,9 @@ fn assert_confined(pid: u32) {
             .map(|u| u.parse().unwrap())
             .collect();
         assert_eq!(uids, [UID; 4], "real, effective, saved, fs uid of {t}");
-        assert_eq!(caps(t, "CapEff"), NET_CAPS, "effective capabilities of {t}");
-        assert_eq!(caps(t, "CapPrm"), NET_CAPS, "permitted capabilities of {t}");
-        assert_eq!(caps(t, "CapBnd"), NET_CAPS, "bounding set of {t}");
+        assert_eq!(caps(t, "CapEff"), want, "effective capabilities of {t}");
+        assert_eq!(caps(t, "CapPrm"), want, "permitted capabilities of {t}");
+        assert_eq!(caps(t, "CapBnd"), want, "bounding set of {t}");
         assert_eq!(status_field(t, "NoNewPrivs"), "1");
     }
 }
@@ -180,7 +182,7 @@ fn router_forwards_as_unprivileged_user_with_two_capabilities() {
     let socket = runtime_dir(&bed).join("router.sock");
     let cfg = bed.config("");
     let mut router = start_unprivileged(&bed, &cfg, &socket);
-    assert_confined(router.pid());
+    assert_confined(router.pid(), NET_CAPS);
 
     // Forwards: ping and UDP through the NAT, from both inside hosts.
     bed.udp_echo_server();
@@ -273,7 +275,7 @@ fn router_disables_offloads_with_net_admin_only() {
         "veth starts with GSO on"
     );
     let mut router = start_unprivileged(&bed, &cfg, &socket);
-    assert_confined(router.pid());
+    assert_confined(router.pid(), NET_CAPS);
     assert_eq!(offload("generic-segmentation-offload"), "off");
     bed.ok("h1", &["ping", "-c", "2", "-i", "0.2", "-W", "2", SERVER]);
     let log = bed.router_log();
@@ -282,4 +284,90 @@ fn router_disables_offloads_with_net_admin_only() {
         "offloads changed without warnings:\n{log}"
     );
     assert!(router.stop(), "clean exit:\n{}", bed.router_log());
+}
+
+/// Starts `spimux ROLE --config CFG` in `host` as [`UID`] with its unit's
+/// capabilities. Debian's udev makes /dev/net/tun mode 0666 (creating a
+/// device still needs CAP_NET_ADMIN); this container's is root-only, so a
+/// private mount namespace gets a 0666 node of the same device.
+fn start_endpoint_unprivileged(bed: &Bed, host: &str, role: &str, cfg: &Path, port: u16) -> Router {
+    let log = std::fs::File::create(bed.dir.join(format!("{role}-{host}.log"))).unwrap();
+    let mut inner = vec![
+        "ip".to_string(),
+        "netns".into(),
+        "exec".into(),
+        bed.ns_name(host),
+    ];
+    inner.extend(as_user(UID, &unit_caps(role)));
+    inner.extend([
+        SPIMUX.into(),
+        role.into(),
+        "--config".into(),
+        cfg.to_str().unwrap().into(),
+    ]);
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 spimux-dev /dev/net && mknod -m 0666 /dev/net/tun c 10 200 && exec {}",
+        inner.join(" ")
+    );
+    let child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let ep = Router(Some(child));
+    let t0 = Instant::now();
+    while bed.try_metrics_of(host, port).is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "unprivileged {role} did not come up: {}",
+            bed.log(&format!("{role}-{host}"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ep
+}
+
+#[test]
+fn endpoints_run_a_tunnel_as_unprivileged_users_with_their_unit_capabilities() {
+    if !require_root() {
+        return;
+    }
+    let bed = Bed::up();
+    std::fs::set_permissions(&bed.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = bed.config("");
+    let mut router = start_unprivileged(&bed, &cfg, &runtime_dir(&bed).join("router.sock"));
+    let resp_cfg = PathBuf::from(format!("{ROOT}/config/responder.toml"));
+    let client_cfg = PathBuf::from(format!("{ROOT}/config/client-h1.toml"));
+    let mut resp = start_endpoint_unprivileged(&bed, "srv", "responder", &resp_cfg, 9781);
+    let mut client = start_endpoint_unprivileged(&bed, "h1", "client", &client_cfg, 9782);
+    assert_confined(resp.pid(), ENDPOINT_CAPS);
+    assert_confined(client.pid(), ENDPOINT_CAPS);
+    let installed = "spimux_ike_child_sas{state=\"installed\"}";
+    let t0 = Instant::now();
+    while bed
+        .try_metrics_of("h1", 9782)
+        .is_none_or(|m| metric_in(&m, installed) < 1.0)
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no CHILD_SA: {}",
+            bed.log("client-h1")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Inner traffic through the TUN devices, ESP and the router.
+    bed.ok(
+        "h1",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.1"],
+    );
+    for (name, ep) in [("client-h1", &mut client), ("responder-srv", &mut resp)] {
+        let log = bed.log(name);
+        assert!(
+            !log.contains("WARN") && !log.contains("ERROR"),
+            "{name}:\n{log}"
+        );
+        assert!(ep.stop(), "{name} exits cleanly:\n{}", bed.log(name));
+    }
+    assert!(router.stop());
 }
