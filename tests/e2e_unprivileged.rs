@@ -49,11 +49,11 @@ fn as_user(uid: u32, caps: &str) -> Vec<String> {
     ]
 }
 
-/// The router process started here; dropped (killed by PID) before the bed
+/// A daemon process started here; dropped (killed by PID) before the bed
 /// removes its namespaces, since it is declared after the bed.
-struct Router(Option<Child>);
+struct Daemon(Option<Child>);
 
-impl Router {
+impl Daemon {
     fn pid(&self) -> u32 {
         self.0.as_ref().map_or(0, Child::id)
     }
@@ -64,7 +64,7 @@ impl Router {
     }
 }
 
-impl Drop for Router {
+impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
@@ -82,14 +82,12 @@ fn runtime_dir(bed: &Bed) -> PathBuf {
 
 /// Starts the router in the router namespace as [`UID`] with only the two
 /// network capabilities; waits until its metrics answer.
-fn start_unprivileged(bed: &Bed, cfg: &Path, socket: &Path) -> Router {
+fn start_unprivileged(bed: &Bed, cfg: &Path, socket: &Path) -> Daemon {
     // The bed's directory (config, logs) must be readable by the service user.
     std::fs::set_permissions(&bed.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let log = std::fs::File::create(bed.dir.join("router.log")).unwrap();
-    let child = bed
-        .cmd("rt", &[])
-        .args(as_user(UID, &unit_caps("router")))
+    let mut c = bed.cmd("rt", &[]);
+    c.args(as_user(UID, &unit_caps("router")))
         .args([SPIMUX, "router", "--config", cfg.to_str().unwrap()])
         .args([
             "--inside-interface",
@@ -98,22 +96,8 @@ fn start_unprivileged(bed: &Bed, cfg: &Path, socket: &Path) -> Router {
             &format!("{}ro", bed.p),
             "--control-socket",
             socket.to_str().unwrap(),
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let router = Router(Some(child));
-    let t0 = Instant::now();
-    while bed.try_metrics().is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "unprivileged router did not come up: {}",
-            bed.router_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    router
+        ]);
+    spawn_daemon(bed, c, "router", "rt", 9780)
 }
 
 /// `/proc/PID/status` field `key` (e.g. "CapEff"), trimmed.
@@ -290,8 +274,7 @@ fn router_disables_offloads_with_net_admin_only() {
 /// capabilities. Debian's udev makes /dev/net/tun mode 0666 (creating a
 /// device still needs CAP_NET_ADMIN); this container's is root-only, so a
 /// private mount namespace gets a 0666 node of the same device.
-fn start_endpoint_unprivileged(bed: &Bed, host: &str, role: &str, cfg: &Path, port: u16) -> Router {
-    let log = std::fs::File::create(bed.dir.join(format!("{role}-{host}.log"))).unwrap();
+fn start_endpoint_unprivileged(bed: &Bed, host: &str, role: &str, cfg: &Path, port: u16) -> Daemon {
     let mut inner = vec![
         "ip".to_string(),
         "netns".into(),
@@ -309,23 +292,31 @@ fn start_endpoint_unprivileged(bed: &Bed, host: &str, role: &str, cfg: &Path, po
         "mount -t tmpfs -o mode=0755 spimux-dev /dev/net && mknod -m 0666 /dev/net/tun c 10 200 && exec {}",
         inner.join(" ")
     );
-    let child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    spawn_daemon(bed, c, &format!("{role}-{host}"), host, port)
+}
+
+/// Spawns `c` logging to `<name>.log` in the bed's directory and waits (at
+/// most 10 s) until metrics answer on 127.0.0.1:`port` in `host`.
+fn spawn_daemon(bed: &Bed, mut c: Command, name: &str, host: &str, port: u16) -> Daemon {
+    let log = std::fs::File::create(bed.dir.join(format!("{name}.log"))).unwrap();
+    let child = c
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap();
-    let ep = Router(Some(child));
+    let daemon = Daemon(Some(child));
     let t0 = Instant::now();
     while bed.try_metrics_of(host, port).is_none() {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
-            "unprivileged {role} did not come up: {}",
-            bed.log(&format!("{role}-{host}"))
+            "unprivileged {name} did not come up: {}",
+            bed.log(name)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    ep
+    daemon
 }
 
 #[test]
