@@ -28,6 +28,9 @@ have openssl || need+=(openssl)
 # promtool and prometheus: the alert rules' checks and unit tests, and the real Prometheus
 # of tests/e2e_prometheus.rs (config/prometheus/).
 have promtool || need+=(prometheus)
+# setpriv (util-linux): the unprivileged router test; systemd-analyze: the unit files' test.
+have setpriv || need+=(util-linux)
+have systemd-analyze || need+=(systemd)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then echo "install-deps: need root to install: ${need[*]}" >&2; exit 1; fi
   echo "install-deps: installing ${need[*]}"
