@@ -268,6 +268,11 @@ fn router_disables_offloads_with_net_admin_only() {
         "offloads changed without warnings:\n{log}"
     );
     assert!(router.stop(), "clean exit:\n{}", bed.router_log());
+    assert_eq!(
+        offload("generic-segmentation-offload"),
+        "on",
+        "a clean stop puts the offloads back"
+    );
 }
 
 /// Starts `spimux ROLE --config CFG` in `host` as [`UID`] with its unit's

@@ -45,6 +45,9 @@ pub struct Shared {
     pub source: Option<reload::ConfigSource>,
     /// Reloads by result.
     pub reloads: reload::ReloadStats,
+    /// Offloads turned off at start (`dataplane.disable_offloads`), put
+    /// back when the router stops.
+    pub offloads_changed: Vec<(String, ethtool::OffloadReport)>,
     /// Capture of dropped frames (off until `capture.apply`).
     pub capture: capture::Capture,
 }
@@ -68,6 +71,7 @@ impl Shared {
             config: parking_lot::Mutex::new(config),
             source: None,
             reloads: reload::ReloadStats::default(),
+            offloads_changed: Vec::new(),
             capture: capture::Capture::new(
                 [Side::Inside.label().into(), Side::Outside.label().into()],
                 workers.saturating_mul(2),
@@ -208,6 +212,10 @@ pub fn start_from(
     let mut shared = Shared::new(fwd, cfg.clone(), workers, backend.name());
     shared.source = source;
     shared.capture = capture;
+    shared.offloads_changed = changed
+        .into_iter()
+        .map(|(n, r)| (n.to_string(), r))
+        .collect();
     let shared = Arc::new(shared);
     let mut starting = crate::daemon::Starting::new(shared.clone());
     let listeners = (metrics_listener, control);
@@ -216,7 +224,7 @@ pub fn start_from(
         Err(e) => {
             // Stops and joins what already runs before the offloads go back.
             drop(starting);
-            restore_offloads(&changed);
+            restore_offloads(&shared.offloads_changed);
             return Err(e);
         }
     };
@@ -291,8 +299,10 @@ fn spawn_all(
     Ok(addr)
 }
 
-fn restore_offloads(changed: &[(&str, ethtool::OffloadReport)]) {
+/// Puts back the offloads `changed` records (start-up failure, or stop).
+fn restore_offloads<S: AsRef<str>>(changed: &[(S, ethtool::OffloadReport)]) {
     for (n, r) in changed {
+        let n = n.as_ref();
         if let Err(e) = ethtool::restore_offloads(n, r) {
             tracing::warn!(interface = n, error = %e, "could not restore offloads");
         }
@@ -333,5 +343,6 @@ pub fn run_until_signal(
             let _ = reload::reload(&on_hup);
         })
         .map_err(io_err("signal handler"))?;
+    restore_offloads(&shared.offloads_changed);
     Ok(shared.stats.total())
 }
