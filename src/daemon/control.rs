@@ -157,11 +157,6 @@ pub fn bind<D: DefaultSocket>(cfg: &ControlConfig<D>) -> std::io::Result<Option<
     Server::bind(Path::new(&cfg.socket)).map(Some)
 }
 
-/// The uid of the process at the other end of `s` (SO_PEERCRED).
-fn peer_uid(s: &UnixStream) -> std::io::Result<u32> {
-    crate::io::sys::peer_uid(s)
-}
-
 /// Serves requests until `shutdown` is set, answering each with `handle`.
 pub fn serve(
     server: Server,
@@ -172,7 +167,7 @@ pub fn serve(
     while !shutdown.load(Ordering::Relaxed) {
         match server.listener.accept() {
             Ok((s, _)) => {
-                match peer_uid(&s) {
+                match crate::io::sys::peer_uid(&s) {
                     Ok(uid) if uid == 0 || uid == own => {}
                     Ok(uid) => {
                         tracing::warn!(uid, "control: refused a connection from another user");

@@ -102,17 +102,22 @@ fn tampered_replayed_truncated_and_foreign_are_refused() {
     );
 }
 
+/// `n` packets sealed by `tx`, in order (sequence numbers from its next).
+fn sealed(tx: &mut Sa, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            let mut w = vec![0u8; 64];
+            let len = tx.seal(b"p", NEXT_IPV4, &mut w).unwrap();
+            w.truncate(len);
+            w
+        })
+        .collect()
+}
+
 #[test]
 fn window_accepts_reordering_and_refuses_too_old() {
     let (mut tx, mut rx) = (sa(false), sa(false));
-    let pkts: Vec<Vec<u8>> = (0..100)
-        .map(|_| {
-            let mut w = vec![0u8; 64];
-            let n = tx.seal(b"p", NEXT_IPV4, &mut w).unwrap();
-            w.truncate(n);
-            w
-        })
-        .collect();
+    let pkts = sealed(&mut tx, 100);
     let mut out = [0u8; 64];
     rx.open(&pkts[99], &mut out).unwrap(); // seq 100
     rx.open(&pkts[50], &mut out).unwrap(); // seq 51: inside a 64-packet window
@@ -125,14 +130,7 @@ fn with_esn_a_packet_below_the_window_is_taken_for_the_next_cycle_and_fails_its_
     // the target expected TooOld; RFC 4303 Appendix A2.2 infers the next
     // 2^32 cycle for a number below the window, so the ICV check refuses it.
     let (mut tx, mut rx) = (sa(true), sa(true));
-    let pkts: Vec<Vec<u8>> = (0..100)
-        .map(|_| {
-            let mut w = vec![0u8; 64];
-            let n = tx.seal(b"p", NEXT_IPV4, &mut w).unwrap();
-            w.truncate(n);
-            w
-        })
-        .collect();
+    let pkts = sealed(&mut tx, 100);
     let mut out = [0u8; 64];
     // seq 100 opens; seq 21 is below the window.
     rx.open(&pkts[99], &mut out).unwrap();

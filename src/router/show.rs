@@ -110,7 +110,9 @@ fn limits(shared: &Shared, now: crate::nat::Millis) -> Value {
     let most_sessions = hosts.iter().map(|h| h.sessions).max().unwrap_or(0);
     let most_spis = hosts.iter().map(|h| h.esp_spis).max().unwrap_or(0);
     let by_proto = t.mapping_count_by_proto();
-    let range = u64::from(cfg.nat.port_max.saturating_sub(cfg.nat.port_min)) + 1;
+    // Each external address has its own port range per protocol.
+    let range = (u64::from(cfg.nat.port_max.saturating_sub(cfg.nat.port_min)) + 1)
+        .saturating_mul(t.external().len() as u64);
     let l = &cfg.nat.limits;
     let e = &cfg.esp;
     let mut rows = vec![
@@ -142,10 +144,8 @@ fn limits(shared: &Shared, now: crate::nat::Millis) -> Value {
     ];
     for p in Proto::ALL {
         let used = by_proto.get(p as usize).copied().unwrap_or(0) as u64;
-        rows.push(
-            json!({ "limit": format!("nat.port_min..port_max ({})", p.label()),
-                          "in_use": used, "max": range }),
-        );
+        let name = format!("nat.port_min..port_max ({})", p.label());
+        rows.push(row(&name, used, range));
     }
     rows.extend([
         row(
@@ -165,14 +165,19 @@ fn limits(shared: &Shared, now: crate::nat::Millis) -> Value {
         ),
     ]);
     for side in [Side::Inside, Side::Outside] {
-        rows.push(
-            json!({ "limit": format!("arp.max_entries ({})", side.label()),
-                          "in_use": fwd.arp.len_on(side), "max": cfg.arp.max_entries }),
-        );
-        rows.push(
-            json!({ "limit": format!("arp.max_pending_hops ({})", side.label()),
-                          "in_use": fwd.arp.pending_on(side), "max": cfg.arp.max_pending_hops }),
-        );
+        let (label, a) = (side.label(), &fwd.arp);
+        let entries = format!("arp.max_entries ({label})");
+        rows.push(row(
+            &entries,
+            a.len_on(side) as u64,
+            cfg.arp.max_entries as u64,
+        ));
+        let pending = format!("arp.max_pending_hops ({label})");
+        rows.push(row(
+            &pending,
+            a.pending_on(side) as u64,
+            cfg.arp.max_pending_hops as u64,
+        ));
     }
     json!({
         "limits": rows,
