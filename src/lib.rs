@@ -16,6 +16,7 @@ pub mod esp;
 pub mod ike;
 pub mod integrity;
 pub mod io;
+pub mod live;
 pub mod mobility;
 pub mod nat;
 pub mod rate_limit;

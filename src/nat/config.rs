@@ -1,6 +1,7 @@
 //! NAT behaviour settings. Deserialized from the `[nat]` and `[esp]` tables of
 //! the router config; every field has a default and unknown fields are refused.
 
+use crate::live::Words;
 use crate::spi::Layout;
 use serde::{Deserialize, Serialize};
 
@@ -178,6 +179,16 @@ pub struct ConfigError {
     pub why: String,
 }
 
+impl ConfigError {
+    /// `field` changed, but only a restart can apply it (configuration reload).
+    pub fn needs_restart(field: &'static str) -> Self {
+        ConfigError {
+            field,
+            why: "cannot change while running (restart to apply)".into(),
+        }
+    }
+}
+
 fn floor(field: &'static str, v: u32, min: u32, rfc: &str) -> Result<(), ConfigError> {
     if v < min {
         return Err(ConfigError {
@@ -265,6 +276,100 @@ impl EspConfig {
             ),
             ("esp.resolve_burst", self.resolve_burst),
         ])
+    }
+}
+
+// Reloadable settings as words for `crate::live::Live` (read per packet).
+
+impl Words<4> for Timeouts {
+    fn to_words(self) -> [u32; 4] {
+        [
+            self.udp,
+            self.tcp_established,
+            self.tcp_transitory,
+            self.icmp,
+        ]
+    }
+    fn from_words([udp, tcp_established, tcp_transitory, icmp]: [u32; 4]) -> Self {
+        Timeouts {
+            udp,
+            tcp_established,
+            tcp_transitory,
+            icmp,
+        }
+    }
+}
+
+impl Words<7> for Limits {
+    fn to_words(self) -> [u32; 7] {
+        [
+            self.max_sessions,
+            self.max_sessions_per_host,
+            self.new_sessions_per_sec_per_host,
+            self.new_sessions_burst,
+            self.max_esp_spis_per_host,
+            self.max_ports_per_host,
+            self.max_hosts,
+        ]
+    }
+    fn from_words(w: [u32; 7]) -> Self {
+        let [max_sessions, max_sessions_per_host, new_sessions_per_sec_per_host, new_sessions_burst, max_esp_spis_per_host, max_ports_per_host, max_hosts] =
+            w;
+        Limits {
+            max_sessions,
+            max_sessions_per_host,
+            new_sessions_per_sec_per_host,
+            new_sessions_burst,
+            max_esp_spis_per_host,
+            max_ports_per_host,
+            max_hosts,
+        }
+    }
+}
+
+impl Words<9> for EspConfig {
+    fn to_words(self) -> [u32; 9] {
+        let l = self.layout;
+        let relations = match self.relations {
+            Relations::ResponderDerives => 0,
+            Relations::InsideDerives => 1,
+            Relations::Both => 2,
+        };
+        [
+            u32::from_le_bytes([l.tag_len, l.spi_offset, l.digest_offset, 0]),
+            relations,
+            u32::from(self.single_pending_fallback),
+            self.idle_timeout,
+            self.max_spis,
+            self.max_bindings,
+            self.max_bindings_per_responder,
+            self.resolve_per_sec_per_responder,
+            self.resolve_burst,
+        ]
+    }
+    fn from_words(w: [u32; 9]) -> Self {
+        let [layout, relations, fallback, idle_timeout, max_spis, max_bindings, max_bindings_per_responder, resolve_per_sec_per_responder, resolve_burst] =
+            w;
+        let [tag_len, spi_offset, digest_offset, _] = layout.to_le_bytes();
+        EspConfig {
+            layout: Layout {
+                tag_len,
+                spi_offset,
+                digest_offset,
+            },
+            relations: match relations {
+                0 => Relations::ResponderDerives,
+                1 => Relations::InsideDerives,
+                _ => Relations::Both,
+            },
+            single_pending_fallback: fallback != 0,
+            idle_timeout,
+            max_spis,
+            max_bindings,
+            max_bindings_per_responder,
+            resolve_per_sec_per_responder,
+            resolve_burst,
+        }
     }
 }
 

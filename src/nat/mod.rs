@@ -63,13 +63,7 @@ impl Nat {
 
     /// What [`Nat::reconfigure`] would refuse, without applying anything.
     pub fn check_reconfigure(&self, cfg: &NatConfig, esp: &EspConfig) -> Result<(), ConfigError> {
-        esp.validate()?;
-        if self.esp.config().layout != esp.layout {
-            return Err(ConfigError {
-                field: "esp.layout",
-                why: "cannot change while running (restart to apply)".into(),
-            });
-        }
+        self.esp.check_reconfigure(esp)?;
         self.table.check_reconfigure(cfg)
     }
 

@@ -61,8 +61,8 @@ pub struct Learned<F> {
 /// The resolver.
 /// `F` is what waits for resolution (a frame and its offload state).
 pub struct ArpTable<F = Vec<u8>> {
-    /// Swapped whole by [`ArpTable::reconfigure`].
-    cfg: arc_swap::ArcSwap<ArpConfig>,
+    /// Replaced by [`ArpTable::reconfigure`].
+    cfg: crate::live::Live<ArpConfig, 6>,
     /// Per side (`Side as usize`): address → (MAC, expiry).
     cache: [DashMap<Ipv4Addr, (Mac, Millis)>; 2],
     /// Entries in each side's `cache`, exact: the cap check is one atomic,
@@ -76,7 +76,7 @@ impl<F> ArpTable<F> {
     /// Empty table.
     pub fn new(cfg: ArpConfig) -> Self {
         ArpTable {
-            cfg: arc_swap::ArcSwap::from_pointee(cfg),
+            cfg: crate::live::Live::new(cfg),
             cache: [DashMap::new(), DashMap::new()],
             counts: [AtomicU32::new(0), AtomicU32::new(0)],
             pending: [Mutex::new(HashMap::new()), Mutex::new(HashMap::new())],
@@ -87,7 +87,7 @@ impl<F> ArpTable<F> {
     /// already cached keep their expiry; a lowered cap refuses new senders
     /// until expiry brings the cache under it).
     pub fn reconfigure(&self, cfg: ArpConfig) {
-        self.cfg.store(std::sync::Arc::new(cfg));
+        self.cfg.set(cfg);
     }
 
     fn cache(&self, side: Side) -> &DashMap<Ipv4Addr, (Mac, Millis)> {
@@ -155,14 +155,14 @@ impl<F> ArpTable<F> {
         let hops = p.len();
         match p.get_mut(&ip) {
             Some(q) => {
-                if q.frames.len() >= self.cfg.load().queue_per_hop {
+                if q.frames.len() >= self.cfg.get().queue_per_hop {
                     return Err(DropReason::ArpQueueFull);
                 }
                 q.frames.push_back(frame);
                 Ok(Queued::Waiting)
             }
             None => {
-                if hops >= self.cfg.load().max_pending_hops {
+                if hops >= self.cfg.get().max_pending_hops {
                     return Err(DropReason::ArpQueueFull);
                 }
                 let mut frames = VecDeque::new();
@@ -200,7 +200,7 @@ impl<F> ArpTable<F> {
             return out;
         }
         let expires =
-            now.saturating_add(u64::from(self.cfg.load().cache_timeout).saturating_mul(1000));
+            now.saturating_add(u64::from(self.cfg.get().cache_timeout).saturating_mul(1000));
         let waiting = self.pending[side as usize].lock().remove(&ip);
         let (cache, count) = (self.cache(side), &self.counts[side as usize]);
         if let Some(p) = waiting {
@@ -215,7 +215,7 @@ impl<F> ArpTable<F> {
                 e.1 = expires;
             }
         } else if to_us {
-            let max = u32::try_from(self.cfg.load().max_entries).unwrap_or(u32::MAX);
+            let max = u32::try_from(self.cfg.get().max_entries).unwrap_or(u32::MAX);
             if !reserve(count, max) {
                 out.cache_full = true;
             } else if cache.insert(ip, (mac, expires)).is_some() {
@@ -229,8 +229,8 @@ impl<F> ArpTable<F> {
     /// Retries and expiry; call every few hundred milliseconds.
     pub fn tick(&self, now: Millis) -> Tick {
         let mut t = Tick::default();
-        let retry = u64::from(self.cfg.load().retry_ms);
-        let max = self.cfg.load().max_requests;
+        let retry = u64::from(self.cfg.get().retry_ms);
+        let max = self.cfg.get().max_requests;
         for side in [Side::Inside, Side::Outside] {
             self.pending[side as usize].lock().retain(|ip, p| {
                 if now.saturating_sub(p.last_request) < retry {

@@ -347,6 +347,49 @@ impl RouterConfig {
     }
 }
 
+// Reloadable settings as words for `crate::live::Live`. A count above
+// u32::MAX is kept as u32::MAX: no table gets near either.
+
+fn word(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl crate::live::Words<6> for Arp {
+    fn to_words(self) -> [u32; 6] {
+        [
+            self.cache_timeout,
+            self.retry_ms,
+            self.max_requests,
+            word(self.queue_per_hop),
+            word(self.max_pending_hops),
+            word(self.max_entries),
+        ]
+    }
+    fn from_words(w: [u32; 6]) -> Self {
+        let [cache_timeout, retry_ms, max_requests, queue, pending, entries] = w;
+        Arp {
+            cache_timeout,
+            retry_ms,
+            max_requests,
+            queue_per_hop: queue as usize,
+            max_pending_hops: pending as usize,
+            max_entries: entries as usize,
+        }
+    }
+}
+
+impl crate::live::Words<2> for Icmp {
+    fn to_words(self) -> [u32; 2] {
+        [self.errors_per_sec, self.errors_burst]
+    }
+    fn from_words([errors_per_sec, errors_burst]: [u32; 2]) -> Self {
+        Icmp {
+            errors_per_sec,
+            errors_burst,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

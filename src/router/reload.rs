@@ -349,4 +349,24 @@ mod tests {
             .contains("tcp, udp, icmp"));
         std::fs::remove_file(path).unwrap();
     }
+
+    #[test]
+    fn arp_and_icmp_settings_round_trip_through_their_words() {
+        use crate::live::Words;
+        use crate::router::config::{Arp, Icmp};
+        let a = Arp {
+            cache_timeout: 1,
+            retry_ms: 2,
+            max_requests: 3,
+            queue_per_hop: 4,
+            max_pending_hops: 5,
+            max_entries: 6,
+        };
+        assert_eq!(Arp::from_words(a.to_words()), a);
+        let i = Icmp {
+            errors_per_sec: 7,
+            errors_burst: 8,
+        };
+        assert_eq!(Icmp::from_words(i.to_words()), i);
+    }
 }

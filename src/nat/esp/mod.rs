@@ -29,8 +29,8 @@ use super::config::{ConfigError, EspConfig, Relations};
 use super::events::{NatDrop, NatEvents};
 use super::table::Table;
 use super::Millis;
+use crate::live::Live;
 use crate::rate_limit::reserve;
-use arc_swap::ArcSwap;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use responder::{Lookup, Probes, Responder};
@@ -69,8 +69,8 @@ pub enum Resolution {
 /// Lock order: `responders` shard → a responder's `index` → `recorded` /
 /// `bindings` shards; a responder's `bucket` is never held with another lock.
 pub struct EspDemux {
-    /// Swapped whole by [`EspDemux::reconfigure`].
-    cfg: ArcSwap<EspConfig>,
+    /// Replaced by [`EspDemux::reconfigure`].
+    cfg: Live<EspConfig, 9>,
     /// (R, S_out) → owner and expiry: the outbound fast path.
     recorded: DashMap<(Ipv4Addr, u32), Recorded>,
     /// (R, S_in) → inside host: the inbound fast path.
@@ -87,7 +87,7 @@ impl EspDemux {
     /// Empty state under `cfg` (validated by the caller).
     pub fn new(cfg: EspConfig) -> Self {
         EspDemux {
-            cfg: ArcSwap::from_pointee(cfg),
+            cfg: Live::new(cfg),
             recorded: DashMap::new(),
             bindings: DashMap::new(),
             responders: DashMap::new(),
@@ -98,7 +98,7 @@ impl EspDemux {
 
     /// The configuration in force.
     pub fn config(&self) -> EspConfig {
-        **self.cfg.load()
+        self.cfg.get()
     }
 
     /// Applies a changed configuration: relations, the fallback, the idle
@@ -108,14 +108,17 @@ impl EspDemux {
     /// can be switched on). The SPI layout is what the tags were computed
     /// with, so changing it is refused.
     pub fn reconfigure(&self, cfg: EspConfig) -> Result<(), ConfigError> {
+        self.check_reconfigure(&cfg)?;
+        self.cfg.set(cfg);
+        Ok(())
+    }
+
+    /// What [`EspDemux::reconfigure`] would refuse, without applying anything.
+    pub fn check_reconfigure(&self, cfg: &EspConfig) -> Result<(), ConfigError> {
         cfg.validate()?;
         if self.config().layout != cfg.layout {
-            return Err(ConfigError {
-                field: "esp.layout",
-                why: "cannot change while running (restart to apply)".into(),
-            });
+            return Err(ConfigError::needs_restart("esp.layout"));
         }
-        self.cfg.store(Arc::new(cfg));
         Ok(())
     }
 
@@ -146,11 +149,11 @@ impl EspDemux {
 
     /// Idle timeout of recorded SPIs and bindings, seconds.
     pub fn idle_timeout(&self) -> u32 {
-        self.cfg.load().idle_timeout
+        self.cfg.get().idle_timeout
     }
 
     fn deadline(&self, now: Millis) -> u32 {
-        ((now / 1000) as u32).saturating_add(self.cfg.load().idle_timeout)
+        ((now / 1000) as u32).saturating_add(self.cfg.get().idle_timeout)
     }
 
     /// Outbound ESP from `inside` to `remote` with SPI `spi`: record or refresh it.
@@ -172,11 +175,11 @@ impl EspDemux {
             return Ok(());
         }
         table.admit_esp_spi(inside, now).map_err(|r| ev.count(r))?;
-        if !reserve(&self.n_recorded, self.cfg.load().max_spis) {
+        if !reserve(&self.n_recorded, self.cfg.get().max_spis) {
             table.release_esp_spi(inside);
             return Err(ev.count(NatDrop::EspSpisFull));
         }
-        let c = self.cfg.load();
+        let c = self.cfg.get();
         let l = &c.layout;
         let (spi_tag, digest_tag) = (l.spi_tag(spi), l.digest_tag(spi));
         let raced_owner = {
@@ -232,7 +235,7 @@ impl EspDemux {
         if let Some(miss) = r.recent_miss(spi) {
             return Err(refusal(miss, ev));
         }
-        let c = self.cfg.load();
+        let c = self.cfg.get();
         let (rate, burst) = (c.resolve_per_sec_per_responder, c.resolve_burst);
         if !r.bucket.lock().take(rate, burst, now) {
             return Err(ev.count(NatDrop::EspResolveRateLimited));
@@ -286,7 +289,7 @@ impl EspDemux {
     /// The tags of an unknown inbound SPI to look up, per configured relation
     /// (the responder-derives one costs an MD5).
     fn probes(&self, spi: u32) -> Probes {
-        let c = self.cfg.load();
+        let c = self.cfg.get();
         let l = &c.layout;
         let (resp, inside) = match c.relations {
             Relations::ResponderDerives => (true, false),
@@ -312,7 +315,7 @@ impl EspDemux {
         let probes = self.probes(spi);
         let idx = r.index.lock();
         let (inside, _, how) = outcome(
-            idx.lookup(probes, self.cfg.load().single_pending_fallback),
+            idx.lookup(probes, self.cfg.get().single_pending_fallback),
             ev,
         )?;
         Ok((inside, how))
@@ -332,7 +335,7 @@ impl EspDemux {
         for r in self.recorded.iter().filter(|r| r.expires <= now_s) {
             dead.entry(r.key().0).or_default().1.push(r.key().1);
         }
-        let l = self.cfg.load().layout;
+        let l = self.cfg.get().layout;
         let mut released: Vec<Ipv4Addr> = Vec::new();
         for (remote, (in_spis, out_spis)) in dead {
             let Some(r) = self.responders.get(&remote).map(|r| Arc::clone(&r)) else {

@@ -8,7 +8,6 @@ use super::super::config::Limits;
 use super::super::events::NatDrop;
 use super::super::Millis;
 use crate::rate_limit::{reserve, TokenBucket};
-use arc_swap::ArcSwap;
 use dashmap::mapref::entry::Entry;
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
@@ -42,39 +41,37 @@ impl Host {
 
 /// The host entries and their count.
 pub(super) struct Hosts {
-    limits: ArcSwap<Limits>,
     pub(super) map: DashMap<Ipv4Addr, Host>,
     /// Entries in `map`, kept exact so the cap needs no O(shards) `len`.
     pub(super) count: AtomicU32,
 }
 
 impl Hosts {
-    pub(super) fn new(limits: Limits) -> Self {
+    pub(super) fn new() -> Self {
         Hosts {
-            limits: ArcSwap::from_pointee(limits),
             map: DashMap::new(),
             count: AtomicU32::new(0),
         }
     }
 
-    /// Replaces the limits (configuration reload).
-    pub(super) fn set_limits(&self, limits: Limits) {
-        self.limits.store(std::sync::Arc::new(limits));
-    }
-
     /// The entry of `host`, created with a full bucket if there is room.
-    fn entry(&self, host: Ipv4Addr, now: Millis) -> Result<RefMut<'_, Ipv4Addr, Host>, NatDrop> {
+    fn entry(
+        &self,
+        host: Ipv4Addr,
+        l: &Limits,
+        now: Millis,
+    ) -> Result<RefMut<'_, Ipv4Addr, Host>, NatDrop> {
         match self.map.entry(host) {
             Entry::Occupied(o) => Ok(o.into_ref()),
             Entry::Vacant(v) => {
-                if !reserve(&self.count, self.limits.load().max_hosts) {
+                if !reserve(&self.count, l.max_hosts) {
                     return Err(NatDrop::HostsFull);
                 }
                 Ok(v.insert(Host {
                     sessions: 0,
                     esp_spis: 0,
                     ports: [0; 3],
-                    bucket: TokenBucket::full(self.limits.load().new_sessions_burst, now),
+                    bucket: TokenBucket::full(l.new_sessions_burst, now),
                 }))
             }
         }
@@ -87,10 +84,10 @@ impl Hosts {
         &self,
         host: Ipv4Addr,
         port: Option<usize>,
+        l: &Limits,
         now: Millis,
     ) -> Result<(), NatDrop> {
-        let l = **self.limits.load();
-        let mut h = self.entry(host, now)?;
+        let mut h = self.entry(host, l, now)?;
         if h.sessions >= l.max_sessions_per_host {
             return Err(NatDrop::HostLimit);
         }
@@ -129,9 +126,14 @@ impl Hosts {
     }
 
     /// Reserves one recorded-SPI slot.
-    pub(super) fn admit_esp_spi(&self, host: Ipv4Addr, now: Millis) -> Result<(), NatDrop> {
-        let mut h = self.entry(host, now)?;
-        if h.esp_spis >= self.limits.load().max_esp_spis_per_host {
+    pub(super) fn admit_esp_spi(
+        &self,
+        host: Ipv4Addr,
+        l: &Limits,
+        now: Millis,
+    ) -> Result<(), NatDrop> {
+        let mut h = self.entry(host, l, now)?;
+        if h.esp_spis >= l.max_esp_spis_per_host {
             return Err(NatDrop::EspHostLimit);
         }
         h.esp_spis += 1;
@@ -151,8 +153,7 @@ impl Hosts {
     }
 
     /// Drops entries that hold nothing and whose bucket has refilled.
-    pub(super) fn reclaim(&self, now: Millis) {
-        let l = self.limits.load();
+    pub(super) fn reclaim(&self, l: &Limits, now: Millis) {
         let (rate, burst) = (l.new_sessions_per_sec_per_host, l.new_sessions_burst);
         let mut freed = 0u32;
         self.map.retain(|_, h| {

@@ -10,12 +10,12 @@ mod hosts;
 mod invariants;
 pub mod listing;
 
-use super::config::{ConfigError, Filtering, NatConfig};
+use super::config::{ConfigError, Filtering, Limits, NatConfig, Timeouts};
 use super::events::{NatDrop, NatEvents, Proto};
 use super::ports::{PortPool, ReservedPorts};
 use super::tcp_state::{self, Dir};
 use super::Millis;
-use arc_swap::ArcSwap;
+use crate::live::Live;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use hosts::Hosts;
@@ -172,8 +172,13 @@ pub struct Endpoint {
 
 /// Shared NAT state; every method takes `&self` and is safe from many threads.
 pub struct Table {
-    /// Swapped whole by [`Table::reconfigure`]; read once per operation.
-    cfg: ArcSwap<NatConfig>,
+    /// The settings only a restart changes (its `timeouts` and `limits`
+    /// are the start-up values: the live ones are below).
+    cfg: NatConfig,
+    /// Timeouts in force ([`Table::reconfigure`]).
+    timeouts: Live<Timeouts, 4>,
+    /// Limits in force ([`Table::reconfigure`]).
+    limits: Live<Limits, 7>,
     external: Vec<Ipv4Addr>,
     mappings: DashMap<InsideKey, Mapping>,
     reverse: DashMap<ExternalKey, InsideKey>,
@@ -206,13 +211,15 @@ impl Table {
             })
             .collect();
         Table {
-            cfg: ArcSwap::from_pointee(cfg),
+            cfg,
+            timeouts: Live::new(cfg.timeouts),
+            limits: Live::new(cfg.limits),
             external,
             mappings: DashMap::new(),
             reverse: DashMap::new(),
             sessions: DashMap::new(),
             addr_permits: DashMap::new(),
-            hosts: Hosts::new(cfg.limits),
+            hosts: Hosts::new(),
             pools,
             total_sessions: AtomicU32::new(0),
         }
@@ -220,7 +227,11 @@ impl Table {
 
     /// The configuration in force.
     pub fn config(&self) -> NatConfig {
-        **self.cfg.load()
+        NatConfig {
+            timeouts: self.timeouts.get(),
+            limits: self.limits.get(),
+            ..self.cfg
+        }
     }
 
     /// Applies a changed configuration to the live table: limits and
@@ -231,8 +242,8 @@ impl Table {
     /// state already in the table, so changing them is refused.
     pub fn reconfigure(&self, cfg: NatConfig) -> Result<(), ConfigError> {
         self.check_reconfigure(&cfg)?;
-        self.hosts.set_limits(cfg.limits);
-        self.cfg.store(std::sync::Arc::new(cfg));
+        self.timeouts.set(cfg.timeouts);
+        self.limits.set(cfg.limits);
         Ok(())
     }
 
@@ -250,10 +261,7 @@ impl Table {
             ),
         ];
         match fixed.iter().find(|(_, changed)| *changed) {
-            Some((field, _)) => Err(ConfigError {
-                field,
-                why: "cannot change while running (restart to apply)".into(),
-            }),
+            Some((field, _)) => Err(ConfigError::needs_restart(field)),
             None => Ok(()),
         }
     }
@@ -329,7 +337,7 @@ impl Table {
     }
 
     fn timeout(&self, proto: u8, tcp: u8) -> u32 {
-        let t = self.cfg.load().timeouts;
+        let t = self.timeouts.get();
         match Proto::from_number(proto) {
             Some(Proto::Tcp) if tcp_state::is_established(tcp) => t.tcp_established,
             Some(Proto::Tcp) => t.tcp_transitory,
@@ -349,11 +357,12 @@ impl Table {
         now: Millis,
         ev: &mut NatEvents,
     ) -> Result<(), NatDrop> {
-        if self.total_sessions.load(Ordering::Relaxed) >= self.cfg.load().limits.max_sessions {
+        let l = self.limits.get();
+        if self.total_sessions.load(Ordering::Relaxed) >= l.max_sessions {
             return Err(ev.count(NatDrop::TableFull));
         }
         self.hosts
-            .admit_session(host, new_port.map(proto_index), now)
+            .admit_session(host, new_port.map(proto_index), &l, now)
             .map_err(|r| ev.count(r))?;
         self.total_sessions.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -367,7 +376,7 @@ impl Table {
     /// Reserves one recorded-SPI slot for `host` (ESP demux limit): refused
     /// with `EspHostLimit` or `HostsFull`, not counted here.
     pub(crate) fn admit_esp_spi(&self, host: Ipv4Addr, now: Millis) -> Result<(), NatDrop> {
-        self.hosts.admit_esp_spi(host, now)
+        self.hosts.admit_esp_spi(host, &self.limits.get(), now)
     }
 
     /// Releases a recorded-SPI slot.
@@ -378,7 +387,7 @@ impl Table {
     fn allocate_port(&self, pool_index: usize, proto: u8, inside_port: u16) -> Option<u16> {
         let mut p = self.pools.get(pool_index)?.lock();
         let pi = proto_index(proto);
-        let c = self.cfg.load();
+        let c = &self.cfg;
         if proto == Proto::Udp.number() && inside_port == IKE_PORT && c.preserve_ike_port {
             let in_range = (c.port_min..=c.port_max).contains(&IKE_PORT);
             let got = if in_range {
@@ -495,7 +504,7 @@ impl Table {
         };
         if inserted {
             ev.created[proto_index(proto)] += 1;
-            if self.cfg.load().filtering == Filtering::AddressDependent {
+            if self.cfg.filtering == Filtering::AddressDependent {
                 *self
                     .addr_permits
                     .entry((ext, remote.ip.octets()))
@@ -562,7 +571,7 @@ impl Table {
     /// Whether `remote` may reach `ek` without an exact session (RFC 4787 §5):
     /// address-and-port-dependent filtering admits only exact sessions.
     fn permits(&self, ek: ExternalKey, remote: Endpoint) -> bool {
-        match self.cfg.load().filtering {
+        match self.cfg.filtering {
             Filtering::EndpointIndependent => true,
             Filtering::AddressDependent => {
                 self.addr_permits.contains_key(&(ek, remote.ip.octets()))
@@ -615,7 +624,7 @@ impl Table {
             let ek = sk.external();
             let (proto, _, _) = ek.parts();
             ev.expired[proto_index(proto)] += 1;
-            if self.cfg.load().filtering == Filtering::AddressDependent {
+            if self.cfg.filtering == Filtering::AddressDependent {
                 let key = (ek, sk.remote_ip());
                 if let Some(mut c) = self.addr_permits.get_mut(&key) {
                     *c = c.saturating_sub(1);
@@ -628,6 +637,6 @@ impl Table {
             self.unref_mapping(mk);
             self.release_host(mk.parts().1);
         }
-        self.hosts.reclaim(now);
+        self.hosts.reclaim(&self.limits.get(), now);
     }
 }

@@ -222,3 +222,47 @@ fn esp_listing_shows_recorded_spis_and_their_pairing() {
     let (spis, bindings) = n.esp.listing(&only_h2, 0);
     assert_eq!((spis.len(), bindings.len()), (1, 0));
 }
+
+#[test]
+fn reloadable_settings_round_trip_through_their_words() {
+    use crate::live::Words;
+    let t = crate::nat::config::Timeouts {
+        udp: 121,
+        tcp_established: 7441,
+        tcp_transitory: 241,
+        icmp: 61,
+    };
+    assert_eq!(crate::nat::config::Timeouts::from_words(t.to_words()), t);
+    let l = crate::nat::config::Limits {
+        max_sessions: 1,
+        max_sessions_per_host: 2,
+        new_sessions_per_sec_per_host: 3,
+        new_sessions_burst: 4,
+        max_esp_spis_per_host: 5,
+        max_ports_per_host: 6,
+        max_hosts: 7,
+    };
+    assert_eq!(crate::nat::config::Limits::from_words(l.to_words()), l);
+    for relations in [
+        Relations::ResponderDerives,
+        Relations::InsideDerives,
+        Relations::Both,
+    ] {
+        let e = EspConfig {
+            layout: Layout {
+                tag_len: 3,
+                spi_offset: 1,
+                digest_offset: 9,
+            },
+            relations,
+            single_pending_fallback: true,
+            idle_timeout: 11,
+            max_spis: 12,
+            max_bindings: 13,
+            max_bindings_per_responder: 14,
+            resolve_per_sec_per_responder: 15,
+            resolve_burst: 16,
+        };
+        assert_eq!(EspConfig::from_words(e.to_words()), e);
+    }
+}

@@ -95,8 +95,8 @@ pub struct Forwarding {
     /// Router's outside address.
     pub outside_ip: Ipv4Addr,
     ifaces: Interfaces,
-    /// ICMP error budget, swapped by [`Forwarding::reconfigure`].
-    icmp: arc_swap::ArcSwap<super::config::Icmp>,
+    /// ICMP error budget, replaced by [`Forwarding::reconfigure`].
+    icmp: crate::live::Live<super::config::Icmp, 2>,
     /// Threads sharing the ICMP budget (the most any `local` call named).
     icmp_threads: AtomicU32,
 }
@@ -113,7 +113,7 @@ impl Forwarding {
             inside_ip: cfg.inside.address.addr(),
             outside_ip: cfg.outside.address.addr(),
             ifaces,
-            icmp: arc_swap::ArcSwap::from_pointee(cfg.icmp),
+            icmp: crate::live::Live::new(cfg.icmp),
             icmp_threads: AtomicU32::new(1),
         })
     }
@@ -136,7 +136,7 @@ impl Forwarding {
     pub(crate) fn icmp_share(&self) -> (u32, u32) {
         let n = self.icmp_threads.load(Ordering::Relaxed).max(1);
         let share = |v: u32| if v == 0 { 0 } else { v.div_ceil(n).max(1) };
-        let c = self.icmp.load();
+        let c = self.icmp.get();
         (share(c.errors_per_sec), share(c.errors_burst))
     }
 
@@ -149,7 +149,7 @@ impl Forwarding {
         self.check_reconfigure(old, new)?;
         self.nat.reconfigure(new.nat, new.esp)?;
         self.arp.reconfigure(new.arp);
-        self.icmp.store(std::sync::Arc::new(new.icmp));
+        self.icmp.set(new.icmp);
         Ok(())
     }
 
@@ -161,10 +161,7 @@ impl Forwarding {
     ) -> Result<(), ConfigError> {
         new.validate()?;
         if let Some(field) = old.restart_field_changed(new) {
-            return Err(ConfigError {
-                field,
-                why: "cannot change while running (restart to apply)".into(),
-            });
+            return Err(ConfigError::needs_restart(field));
         }
         self.nat.check_reconfigure(&new.nat, &new.esp)
     }
