@@ -46,10 +46,10 @@ bash testbed/mobility.sh up "$P"
 bash testbed/mobility.sh move "$P" direct
 
 # spimux
-ip netns exec "${P}gw" timeout 120 "$BIN" responder --config config/responder.toml >"$RUN/responder.log" 2>&1 &
+ip netns exec "${P}gw" timeout 120 "$BIN" responder --config config/responder.toml --control-socket "$RUN/responder.sock" >"$RUN/responder.log" 2>&1 &
 PIDS+=($!)
 wait_metrics "${P}gw" 9781
-ip netns exec "${P}mob" timeout 120 "$BIN" client --config config/mobile.toml >"$RUN/mobile.log" 2>&1 &
+ip netns exec "${P}mob" timeout 120 "$BIN" client --config config/mobile.toml --control-socket "$RUN/mobile.sock" >"$RUN/mobile.log" 2>&1 &
 PIDS+=($!)
 wait_metrics "${P}mob" 9782
 x "${P}mob" ping -c 2 -i 0.2 -W 2 10.99.0.1 >/dev/null

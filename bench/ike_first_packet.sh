@@ -64,7 +64,7 @@ measure() {
 }
 
 spimux_client() {
-  ip netns exec "${P}h1" "$BIN" client --config config/client-h1.toml >>"$RUN/client.log" 2>&1 &
+  ip netns exec "${P}h1" "$BIN" client --config config/client-h1.toml --control-socket "$RUN/client.sock" >>"$RUN/client.log" 2>&1 &
   PIDS+=($!)
 }
 charon_client() {
@@ -73,7 +73,7 @@ charon_client() {
 }
 
 # spimux → spimux (shipped configs: plain ESP).
-ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder.log" 2>&1 &
+ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml --control-socket "$RUN/responder.sock" >"$RUN/responder.log" 2>&1 &
 PIDS+=($!)
 wait_metrics "${P}srv" 9781
 measure spimux "" spimux_client
@@ -84,7 +84,7 @@ x "${P}h1" ip addr add 10.98.0.2/32 dev lo
 stop_all
 sed -e 's/spimux-test-only-psk/spimux-bench-only-psk/' -e '0,/^nat_detection = "off"/s//nat_detection = "auto"/' \
   config/responder.toml >"$RUN/responder-ssw.toml"
-ip netns exec "${P}srv" "$BIN" responder --config "$RUN/responder-ssw.toml" >"$RUN/responder-ssw.log" 2>&1 &
+ip netns exec "${P}srv" "$BIN" responder --config "$RUN/responder-ssw.toml" --control-socket "$RUN/responder-ssw.sock" >"$RUN/responder-ssw.log" 2>&1 &
 PIDS+=($!)
 wait_metrics "${P}srv" 9781
 measure ssw-spimux 10.98.0.2 charon_client

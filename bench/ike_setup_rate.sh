@@ -89,7 +89,7 @@ gen() {
 }
 
 run_spimux() {
-  ip netns exec "${P}srv" taskset -c $RESP_CPU "$BIN" responder --config "$RUN/responder.toml" >"$RUN/spimux.log" 2>&1 &
+  ip netns exec "${P}srv" taskset -c $RESP_CPU "$BIN" responder --config "$RUN/responder.toml" --control-socket "$RUN/spimux.sock" >"$RUN/spimux.log" 2>&1 &
   PIDS+=($!)
   wait_metrics "${P}srv" 9781
   gen spimux

@@ -32,10 +32,10 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 for h in h1 h2; do
   sed "s/^rekey_secs = .*/rekey_secs = $REKEY\njitter_secs = 5/" "config/client-$h.toml" >"$RUN/client-$h.toml"
 done
-ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder.log" 2>&1 &
+ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml --control-socket "$RUN/responder.sock" >"$RUN/responder.log" 2>&1 &
 PIDS+=($!)
 for h in h1 h2; do
-  ip netns exec "$P$h" "$BIN" client --config "$RUN/client-$h.toml" >"$RUN/client-$h.log" 2>&1 &
+  ip netns exec "$P$h" "$BIN" client --config "$RUN/client-$h.toml" --control-socket "$RUN/client-$h.sock" >"$RUN/client-$h.log" 2>&1 &
   PIDS+=($!)
 done
 for h in h1 h2; do wait_metrics "$P$h" 9782; wait_child_sa "$P$h" 9782; done

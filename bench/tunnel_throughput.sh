@@ -42,10 +42,10 @@ spimux() {  # $1 = none | udp
   # shipped config); UDP: it detects the router's NAT and floats to 4500.
   if [ "$1" = udp ]; then nat=auto; else nat=off; fi
   sed "s/^nat_detection = \"off\"/nat_detection = \"$nat\"/" config/responder.toml >"$RUN/responder.toml"
-  ip netns exec "${P}srv" "$BIN" responder --config "$RUN/responder.toml" >"$RUN/responder-$1.log" 2>&1 &
+  ip netns exec "${P}srv" "$BIN" responder --config "$RUN/responder.toml" --control-socket "$RUN/responder-$1.sock" >"$RUN/responder-$1.log" 2>&1 &
   PIDS+=($!)
   wait_metrics "${P}srv" 9781
-  ip netns exec "${P}h1" "$BIN" client --config config/client-h1.toml >"$RUN/client-$1.log" 2>&1 &
+  ip netns exec "${P}h1" "$BIN" client --config config/client-h1.toml --control-socket "$RUN/client-$1.sock" >"$RUN/client-$1.log" 2>&1 &
   PIDS+=($!)
   wait_child_sa "${P}h1" 9782
   x "${P}h1" ping -c 2 -i 0.2 -W 2 10.99.0.1 >/dev/null

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use spimux::daemon::control::{self, Request};
 use spimux::daemon::log::LogFormat;
 use spimux::endpoint::config::{EndpointConfig, Role};
+use spimux::endpoint::reload::{ConfigSource as EndpointSource, Overrides as EndpointOverrides};
 use spimux::router::config::RouterConfig;
 use spimux::router::reload::{ConfigSource, Overrides};
 use spimux::spi::{self, Layout};
@@ -124,7 +125,8 @@ struct FilterArgs {
 
 #[derive(Args)]
 struct SocketArgs {
-    /// Control socket path (default: control.socket of --config, else /run/spimux/router.sock).
+    /// Control socket path (default: control.socket of --config, else
+    /// /run/spimux/<daemon>.sock).
     #[arg(long)]
     socket: Option<PathBuf>,
     /// Configuration file to read control.socket from.
@@ -136,16 +138,54 @@ struct SocketArgs {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct EndpointArgs {
+    #[command(subcommand)]
+    action: Option<EndpointAction>,
     /// TOML configuration file.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required = true)]
+    config: Option<PathBuf>,
     /// Validate the configuration, print the tunnels and exit without starting.
     #[arg(long)]
     check: bool,
     /// Override metrics.listen (empty disables).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Override control.socket (empty disables).
+    #[arg(long)]
+    control_socket: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum EndpointAction {
+    /// Show the running daemon's state (through its control socket).
+    #[command(subcommand)]
+    Show(EndpointShow),
+    /// Apply the changed configuration file to the running daemon (as SIGHUP does).
+    Reload(SocketArgs),
+}
+
+#[derive(Subcommand)]
+enum EndpointShow {
+    /// One line per peer: keying, outer address and encapsulation, SPIs in
+    /// use, packet and error counters.
+    #[command(alias = "peers")]
+    Tunnels(PeerArgs),
+    /// IKE SAs: SPIs, state, addresses, suite, NAT, age, rekey timer.
+    Ike(PeerArgs),
+    /// CHILD_SAs: SPI pairs, suite, selectors, timers, datapath state.
+    Child(PeerArgs),
+    /// Registration (mobility) state and counters.
+    Mobility(PeerArgs),
+}
+
+#[derive(Args)]
+struct PeerArgs {
+    /// Only this peer (its name in the configuration).
+    #[arg(long)]
+    peer: Option<String>,
+    #[command(flatten)]
+    socket: SocketArgs,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -290,26 +330,56 @@ fn run_router(a: RouterArgs, fmt: LogFormat) -> Result<(), String> {
     Ok(())
 }
 
-/// The control socket a client command talks to.
-fn router_socket(s: &SocketArgs) -> Result<PathBuf, String> {
+/// The control socket a client command talks to: `--socket`, else the
+/// path `of_config` reads from `--config`, else `default`.
+fn control_path(
+    s: &SocketArgs,
+    default: &str,
+    of_config: impl FnOnce(&str) -> Result<String, String>,
+) -> Result<PathBuf, String> {
     if let Some(p) = &s.socket {
         return Ok(p.clone());
     }
     let Some(path) = &s.config else {
-        return Ok(PathBuf::from(
-            <spimux::router::config::RouterPort as control::DefaultSocket>::SOCKET,
-        ));
+        return Ok(PathBuf::from(default));
     };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg: RouterConfig =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    if cfg.control.socket.is_empty() {
+    let socket = of_config(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if socket.is_empty() {
         return Err(format!(
             "{}: control.socket is empty (disabled)",
             path.display()
         ));
     }
-    Ok(PathBuf::from(cfg.control.socket))
+    Ok(PathBuf::from(socket))
+}
+
+/// Sends `command` with `args` and prints the answer (tables, or `--json`).
+fn ask(
+    socket: &SocketArgs,
+    path: PathBuf,
+    command: &str,
+    args: impl IntoIterator<Item = (&'static str, Option<String>)>,
+) -> Result<(), String> {
+    let mut req = Request {
+        command: command.into(),
+        ..Request::default()
+    };
+    for (k, v) in args {
+        if let Some(v) = v {
+            req.args.insert(k.into(), v);
+        }
+    }
+    let data = control::request(&path, &req)?;
+    if socket.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&data).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", show_text::render(&data));
+    }
+    Ok(())
 }
 
 fn run_router_action(action: RouterAction) -> Result<(), String> {
@@ -327,40 +397,59 @@ fn run_router_action(action: RouterAction) -> Result<(), String> {
             RouterShow::Limits(s) => ("show limits", FilterArgs::default(), None, s),
         },
     };
-    let mut req = Request {
-        command: command.into(),
-        ..Request::default()
+    let default = <spimux::router::config::RouterPort as control::DefaultSocket>::SOCKET;
+    let path = control_path(&socket, default, |text| {
+        let cfg: RouterConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(cfg.control.socket)
+    })?;
+    ask(
+        &socket,
+        path,
+        command,
+        [
+            ("host", filter.host),
+            ("proto", filter.proto),
+            ("remote", filter.remote),
+            ("limit", limit.map(|n| n.to_string())),
+        ],
+    )
+}
+
+fn run_endpoint_action(action: EndpointAction, role: Role) -> Result<(), String> {
+    let (command, peer, socket) = match action {
+        EndpointAction::Reload(s) => ("reload", None, s),
+        EndpointAction::Show(show) => match show {
+            EndpointShow::Tunnels(a) => ("show tunnels", a.peer, a.socket),
+            EndpointShow::Ike(a) => ("show ike", a.peer, a.socket),
+            EndpointShow::Child(a) => ("show child", a.peer, a.socket),
+            EndpointShow::Mobility(a) => ("show mobility", a.peer, a.socket),
+        },
     };
-    for (k, v) in [
-        ("host", filter.host),
-        ("proto", filter.proto),
-        ("remote", filter.remote),
-        ("limit", limit.map(|n| n.to_string())),
-    ] {
-        if let Some(v) = v {
-            req.args.insert(k.into(), v);
-        }
-    }
-    let data = control::request(&router_socket(&socket)?, &req)?;
-    if socket.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&data).map_err(|e| e.to_string())?
-        );
-    } else {
-        print!("{}", show_text::render(&data));
-    }
-    Ok(())
+    let default = spimux::endpoint::config::ControlConfig::default().path(role);
+    let path = control_path(&socket, &default, |text| {
+        let cfg: EndpointConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(cfg.control.path(role))
+    })?;
+    ask(&socket, path, command, [("peer", peer)])
 }
 
 fn run_endpoint(a: EndpointArgs, role: Role, fmt: LogFormat) -> Result<(), String> {
-    spimux::daemon::log::init(fmt, "info");
-    let name = a.config.display().to_string();
-    let text = std::fs::read_to_string(&a.config).map_err(|e| format!("{name}: {e}"))?;
-    let mut cfg: EndpointConfig = toml::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
-    if let Some(m) = a.metrics_listen {
-        cfg.metrics.listen = m;
+    if let Some(action) = a.action {
+        return run_endpoint_action(action, role);
     }
+    let Some(path) = a.config else {
+        return Err("--config is required".into());
+    };
+    let source = EndpointSource {
+        path,
+        overrides: EndpointOverrides {
+            metrics_listen: a.metrics_listen,
+            control_socket: a.control_socket,
+        },
+    };
+    let name = source.path.display().to_string();
+    let cfg = source.read()?;
+    spimux::daemon::log::init(fmt, &cfg.log.level);
     if a.check {
         let prepared = spimux::endpoint::prepare(&cfg, role).map_err(|e| format!("{name}: {e}"))?;
         println!("{name}: ok");
@@ -384,7 +473,8 @@ fn run_endpoint(a: EndpointArgs, role: Role, fmt: LogFormat) -> Result<(), Strin
         }
         return Ok(());
     }
-    let c = spimux::endpoint::run_until_signal(&cfg, role).map_err(|e| format!("{name}: {e}"))?;
+    let c = spimux::endpoint::run_until_signal(&cfg, role, Some(source))
+        .map_err(|e| format!("{name}: {e}"))?;
     println!(
         "stopped: tun rx {} tx {}, outer rx {} tx {}, drops {}",
         c.tun_rx,

@@ -65,10 +65,10 @@ sleep 0.3
 source testbed/endpoint.sh
 
 step "ESP tunnels keyed by IKEv2: spimux client on h1 and h2, spimux responder on the server (config/*.toml), plain ESP"
-ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml >"$RUN/responder.log" 2>&1 &
+ip netns exec "${P}srv" "$BIN" responder --config config/responder.toml --control-socket "$RUN/responder.sock" >"$RUN/responder.log" 2>&1 &
 ENDPOINTS+=($!)
 for h in h1 h2; do
-  ip netns exec "$P$h" "$BIN" client --config "config/client-$h.toml" >"$RUN/client-$h.log" 2>&1 &
+  ip netns exec "$P$h" "$BIN" client --config "config/client-$h.toml" --control-socket "$RUN/client-$h.sock" >"$RUN/client-$h.log" 2>&1 &
   ENDPOINTS+=($!)
 done
 for ns in srv:9781 h1:9782 h2:9782; do
@@ -83,15 +83,18 @@ echo "iperf3 TCP from h1 through its tunnel, 3 s:"
 x h1 timeout 20 iperf3 -c 10.99.0.1 -t 3 | grep -E 'receiver'
 echo "responder metrics (non-zero):"
 x srv curl -sf http://127.0.0.1:9781/metrics | grep -v '^#' | awk '$NF != 0' | grep -E 'tunnel_(rx|tx)_packets|sa_info|tunnel_drops'
+echo "responder state through its control socket: spimux responder show tunnels / child"
+"$BIN" responder show tunnels --socket "$RUN/responder.sock"
+"$BIN" responder show child --socket "$RUN/responder.sock"
 for p in "${ENDPOINTS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 ENDPOINTS=()
 
 step "the same tunnel from h1 over UDP encapsulation (UDP GSO trains, GSO super-frames through spimux)"
 # The responder now answers NAT detection: IKE sees the router's NAT and floats to UDP 4500.
 sed 's/^nat_detection = "off"/nat_detection = "auto"/' config/responder.toml >"$RUN/responder-udp.toml"
-ip netns exec "${P}srv" "$BIN" responder --config "$RUN/responder-udp.toml" >"$RUN/responder-udp.log" 2>&1 &
+ip netns exec "${P}srv" "$BIN" responder --config "$RUN/responder-udp.toml" --control-socket "$RUN/responder-udp.sock" >"$RUN/responder-udp.log" 2>&1 &
 ENDPOINTS+=($!)
-ip netns exec "${P}h1" "$BIN" client --config config/client-h1.toml >"$RUN/client-h1-udp.log" 2>&1 &
+ip netns exec "${P}h1" "$BIN" client --config config/client-h1.toml --control-socket "$RUN/client-h1-udp.sock" >"$RUN/client-h1-udp.log" 2>&1 &
 ENDPOINTS+=($!)
 for ns in srv:9781 h1:9782; do
   for _ in $(seq 50); do x "${ns%:*}" curl -sf -o /dev/null "http://127.0.0.1:${ns#*:}/metrics" && break; sleep 0.1; done

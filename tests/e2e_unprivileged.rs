@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -292,6 +292,8 @@ fn start_endpoint_unprivileged(bed: &Bed, host: &str, role: &str, cfg: &Path, po
         role.into(),
         "--config".into(),
         cfg.to_str().unwrap().into(),
+        "--control-socket".into(),
+        endpoint_socket(bed, role).to_str().unwrap().into(),
     ]);
     let script = format!(
         "mount -t tmpfs -o mode=0755 spimux-dev /dev/net && mknod -m 0666 /dev/net/tun c 10 200 && exec {}",
@@ -300,6 +302,11 @@ fn start_endpoint_unprivileged(bed: &Bed, host: &str, role: &str, cfg: &Path, po
     let mut c = Command::new("unshare");
     c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
     spawn_daemon(bed, c, &format!("{role}-{host}"), host, port)
+}
+
+/// An endpoint's control socket in the service user's runtime directory.
+fn endpoint_socket(bed: &Bed, role: &str) -> PathBuf {
+    runtime_dir(bed).join(format!("{role}.sock"))
 }
 
 /// Spawns `c` logging to `<name>.log` in the bed's directory and waits (at
@@ -357,6 +364,22 @@ fn endpoints_run_a_tunnel_as_unprivileged_users_with_their_unit_capabilities() {
         "h1",
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.1"],
     );
+    // Both control sockets answer root; they belong to the service user.
+    for role in ["responder", "client"] {
+        let socket = endpoint_socket(&bed, role);
+        assert_eq!(std::fs::metadata(&socket).unwrap().uid(), UID);
+        let o = Command::new(SPIMUX)
+            .args([role, "show", "tunnels", "--json", "--socket"])
+            .arg(&socket)
+            .output()
+            .unwrap();
+        let shown: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{role} show: {e} {o:?}"));
+        assert!(
+            shown["tunnels"][0]["rx_packets"].as_u64() >= Some(3),
+            "{role}: {shown}"
+        );
+    }
     for (name, ep) in [("client-h1", &mut client), ("responder-srv", &mut resp)] {
         let log = bed.log(name);
         assert!(

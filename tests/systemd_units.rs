@@ -3,6 +3,7 @@
 //! what the daemons need, at the paths dist/systemd/README.md installs.
 
 use spimux::daemon::control::DefaultSocket;
+use spimux::endpoint::config::{ControlConfig, Role};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -115,9 +116,13 @@ fn units_score_ok_in_the_offline_security_review() {
 
 #[test]
 fn units_grant_only_the_needed_capabilities_and_paths() {
-    let socket = <spimux::router::config::RouterPort as DefaultSocket>::SOCKET;
     for role in ROLES {
         let s = service(role);
+        let socket = match role {
+            "router" => <spimux::router::config::RouterPort as DefaultSocket>::SOCKET.to_string(),
+            "responder" => ControlConfig::default().path(Role::Responder),
+            _ => ControlConfig::default().path(Role::Client),
+        };
         assert_eq!(
             one(&s, "ExecStart"),
             format!("{INSTALLED} {role} --config /etc/spimux/{role}.toml")
@@ -125,16 +130,18 @@ fn units_grant_only_the_needed_capabilities_and_paths() {
         assert_eq!(one(&s, "User"), "spimux");
         assert_eq!(one(&s, "NoNewPrivileges"), "yes");
         assert_eq!(one(&s, "Restart"), "on-failure");
-        // The router's default control socket lives in the runtime directory.
+        // The default control socket lives in the runtime directory.
         let run = one(&s, "RuntimeDirectory");
+        let file = format!("{role}.sock");
         assert_eq!(
             socket.strip_prefix("/run/").and_then(|p| p.split_once('/')),
-            Some((run.as_str(), "router.sock"))
+            Some((run.as_str(), file.as_str()))
         );
+        // SIGHUP reloads every daemon's configuration.
+        assert_eq!(one(&s, "ExecReload"), "/bin/kill -HUP $MAINPID");
         let mut caps = words("CAP_NET_RAW CAP_NET_ADMIN");
         let mut families = words("AF_UNIX AF_INET AF_NETLINK");
         if role == "router" {
-            assert_eq!(one(&s, "ExecReload"), "/bin/kill -HUP $MAINPID");
             assert_eq!(one(&s, "PrivateDevices"), "yes");
             families.insert("AF_PACKET".into());
         } else {

@@ -68,20 +68,23 @@ impl<D: DefaultSocket> Eq for ControlConfig<D> {}
 impl<D: DefaultSocket> ControlConfig<D> {
     /// Checks the path: absolute and short enough for a socket address.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.socket.is_empty() {
-            return Ok(());
-        }
-        if !Path::new(&self.socket).is_absolute() {
-            return Err(("control.socket", "must be an absolute path".into()));
-        }
-        if self.socket.len() > MAX_PATH {
-            return Err((
-                "control.socket",
-                format!("at most {MAX_PATH} bytes (a Unix socket address)"),
-            ));
-        }
-        Ok(())
+        check_path(&self.socket).map_err(|why| ("control.socket", why))
     }
+}
+
+/// A socket path is empty (no socket), or absolute and short enough for a
+/// Unix socket address.
+pub fn check_path(socket: &str) -> Result<(), String> {
+    if socket.is_empty() {
+        return Ok(());
+    }
+    if !Path::new(socket).is_absolute() {
+        return Err("must be an absolute path".into());
+    }
+    if socket.len() > MAX_PATH {
+        return Err(format!("at most {MAX_PATH} bytes (a Unix socket address)"));
+    }
+    Ok(())
 }
 
 /// A request: a command and its named arguments.

@@ -6,6 +6,7 @@ pub mod control;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod reload;
 pub mod stats;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -23,6 +23,35 @@ pub enum Role {
     Client,
 }
 
+impl Role {
+    /// The daemon's name: `responder` or `client`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Responder => "responder",
+            Role::Client => "client",
+        }
+    }
+}
+
+/// `[control]`: the control socket (`spimux responder|client show`,
+/// `reload`). The default path depends on the role, so a responder and a
+/// client can run on one machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Socket path; absent: `/run/spimux/<role>.sock`; empty: no socket.
+    pub socket: Option<String>,
+}
+
+impl ControlConfig {
+    /// The socket path for `role` (empty: none).
+    pub fn path(&self, role: Role) -> String {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| format!("/run/spimux/{}.sock", role.label()))
+    }
+}
+
 /// The TUN device carrying inner packets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,6 +333,12 @@ pub struct EndpointConfig {
     /// Tunnels.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// Control socket.
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// Log filter (reloadable).
+    #[serde(default)]
+    pub log: crate::daemon::log::LogConfig,
 }
 
 /// A configuration error naming the field.
@@ -482,6 +517,9 @@ impl EndpointConfig {
             .map_err(|e| err("spi_layout", e.to_string()))?;
         self.mobility.validate(role, t)?;
         self.metrics.validate().map_err(|(f, why)| err(f, why))?;
+        crate::daemon::control::check_path(&self.control.path(role))
+            .map_err(|why| err("control.socket", why))?;
+        self.log.validate().map_err(|(f, why)| err(f, why))?;
         if self.outer.rcvbuf > 1 << 30 {
             return Err(err("outer.rcvbuf", "must be at most 1073741824"));
         }
@@ -665,6 +703,8 @@ mod tests {
             mobility: MobilityConfig::default(),
             ike: Default::default(),
             peers,
+            control: ControlConfig::default(),
+            log: Default::default(),
         }
     }
 

@@ -2,7 +2,10 @@
 //! the bounded queue into the IKE thread (datagrams for the engine, peer
 //! moves from registrations) and the counters it publishes for metrics.
 
+use crate::ike::engine::ReconfigureError;
+use crate::ike::listing::Listing;
 use crate::ike::stats::IkeStats;
+use crate::ike::{EngineConfig, PeerPolicy};
 use crossbeam::channel::{Sender, TrySendError};
 use parking_lot::Mutex;
 use std::net::SocketAddrV4;
@@ -12,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const QUEUE: usize = 4096;
 
 /// Work for the IKE thread.
-#[derive(Debug)]
 pub enum IkeInput {
     /// An IKE message (non-ESP marker removed).
     Datagram {
@@ -22,6 +24,22 @@ pub enum IkeInput {
         remote: SocketAddrV4,
         /// The message.
         data: Vec<u8>,
+    },
+    /// An operator asks for the SAs (`show ike|child`); `peer` filters.
+    List {
+        /// Only this peer policy's SAs.
+        peer: Option<String>,
+        /// Where the listing goes.
+        reply: Sender<Listing>,
+    },
+    /// A reload: new limits, timers and peer policies for the engine.
+    Reconfigure {
+        /// Engine settings.
+        config: Box<EngineConfig>,
+        /// Peer policies, same peers in the same order.
+        policies: Vec<PeerPolicy>,
+        /// The engine's answer.
+        reply: Sender<Result<(), ReconfigureError>>,
     },
     /// A registration moved tunnel `tunnel`'s peer: move its IKE SA too.
     MovePeer {
@@ -75,6 +93,22 @@ impl Keying {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.input.try_send(i) {
             self.queue_full.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Asks the IKE thread (waiting at most `wait` for room in its queue)
+    /// and returns its answer. Once queued the request is always answered,
+    /// or dropped with the queue when the thread stops, so the answer is
+    /// waited for without a deadline: a reload never half-applies unseen.
+    pub fn ask<T>(
+        &self,
+        wait: std::time::Duration,
+        input: impl FnOnce(Sender<T>) -> IkeInput,
+    ) -> Result<T, &'static str> {
+        let (tx, rx) = crossbeam::channel::bounded(1);
+        self.input
+            .send_timeout(input(tx), wait)
+            .map_err(|_| "the IKE thread is busy or stopped")?;
+        rx.recv().map_err(|_| "the IKE thread stopped")
     }
 
     /// The IKE peer policy of tunnel `tunnel`.

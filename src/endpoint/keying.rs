@@ -177,6 +177,16 @@ pub fn ike_loop(
                     },
                 );
             }
+            Ok(IkeInput::List { peer, reply }) => {
+                let _ = reply.send(engine.listing(shared.now(), peer.as_deref()));
+            }
+            Ok(IkeInput::Reconfigure {
+                config,
+                policies,
+                reply,
+            }) => {
+                let _ = reply.send(engine.reconfigure(*config, policies));
+            }
             Ok(IkeInput::MovePeer {
                 tunnel,
                 remote,

@@ -1,18 +1,9 @@
 //! The endpoint's Prometheus exposition.
 
 use super::runtime::Shared;
+use super::tunnel_status::TunnelStatus;
 use crate::daemon::metrics::{build_info, one, Families, Sample};
 use crate::esp::tunnel::TunnelDrop;
-
-fn per_tunnel<'a>(shared: &'a Shared, v: impl Fn(usize) -> u64) -> Vec<Sample<'a>> {
-    shared
-        .core
-        .tunnels
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (vec![("peer", t.name.as_str())], v(i) as f64))
-        .collect()
-}
 
 /// Renders the whole exposition text.
 pub fn render(shared: &Shared) -> String {
@@ -28,121 +19,86 @@ pub fn render(shared: &Shared) -> String {
             .map(|(k, n)| (vec![("reason", k.label())], n as f64))
             .collect(),
     );
-    // One lock per tunnel and direction: copy what is needed, then format.
-    let tx: Vec<(u64, u64, u64)> = shared
-        .core
-        .tunnels
-        .iter()
-        .map(|t| {
-            let x = t.tx.lock();
-            (x.packets, x.bytes, x.sa.as_ref().map_or(0, |s| s.tx_seq()))
-        })
-        .collect();
-    let rx: Vec<[u64; 6]> = shared
-        .core
-        .tunnels
-        .iter()
-        .map(|t| {
-            let x = t.rx.lock();
-            [
-                x.packets,
-                x.bytes,
-                x.auth_failures,
-                x.replay_drops,
-                x.unexpected_source,
-                x.sas.iter().map(|s| s.rx_seq()).max().unwrap_or(0),
-            ]
-        })
-        .collect();
-    let at = |v: &[u64; 6], i: usize| v.get(i).copied().unwrap_or(0);
+    // Each tunnel's locks once: copy what is needed, then format.
+    let st: Vec<TunnelStatus> = shared.core.tunnels.iter().map(|t| t.status()).collect();
+    let per = |v: fn(&TunnelStatus) -> u64| -> Vec<Sample<'_>> {
+        st.iter()
+            .map(|t| (vec![("peer", t.peer.as_str())], v(t) as f64))
+            .collect()
+    };
     f.counter(
         "spimux_tunnel_tx_packets_total",
         "Inner packets sealed and sent, per peer.",
-        per_tunnel(shared, |i| tx[i].0),
+        per(|t| t.tx_packets),
     );
     f.counter(
         "spimux_tunnel_tx_bytes_total",
         "Inner bytes sealed and sent, per peer.",
-        per_tunnel(shared, |i| tx[i].1),
+        per(|t| t.tx_bytes),
     );
     f.counter(
         "spimux_tunnel_rx_packets_total",
         "ESP packets authenticated and delivered, per peer.",
-        per_tunnel(shared, |i| at(&rx[i], 0)),
+        per(|t| t.rx_packets),
     );
     f.counter(
         "spimux_tunnel_rx_bytes_total",
         "Inner bytes delivered, per peer.",
-        per_tunnel(shared, |i| at(&rx[i], 1)),
+        per(|t| t.rx_bytes),
     );
     f.counter(
         "spimux_tunnel_auth_failures_total",
         "ESP packets whose ICV did not verify, per peer.",
-        per_tunnel(shared, |i| at(&rx[i], 2)),
+        per(|t| t.auth_failures),
     );
     f.counter(
         "spimux_tunnel_replay_drops_total",
         "ESP packets refused by the anti-replay window, per peer.",
-        per_tunnel(shared, |i| at(&rx[i], 3)),
+        per(|t| t.replay_drops),
     );
     f.counter(
         "spimux_tunnel_unexpected_source_total",
         "Authenticated packets from an address other than the peer's (address not moved).",
-        per_tunnel(shared, |i| at(&rx[i], 4)),
+        per(|t| t.unexpected_source),
     );
     f.gauge(
         "spimux_sa_tx_sequence",
         "Last sequence number sent, per peer.",
-        per_tunnel(shared, |i| tx[i].2),
+        per(TunnelStatus::tx_seq),
     );
     f.gauge(
         "spimux_sa_rx_sequence",
         "Highest sequence number received, per peer.",
-        per_tunnel(shared, |i| at(&rx[i], 5)),
+        per(TunnelStatus::rx_seq),
     );
-    let peers: Vec<Option<super::tunnel::Peer>> =
-        shared.core.tunnels.iter().map(|t| *t.peer.read()).collect();
     f.gauge(
         "spimux_sa_peer_known",
         "1 when the peer's outer address is known (configured or learned).",
-        per_tunnel(shared, |i| u64::from(peers[i].is_some())),
+        per(|t| u64::from(t.remote.is_some())),
     );
-    let info: Vec<[String; 5]> = shared
-        .core
-        .tunnels
+    let info: Vec<[String; 2]> = st
         .iter()
-        .zip(&peers)
-        .map(|(t, p)| {
-            // IKE tunnels: the newest inbound SA and the outbound SA in use.
-            let local = t.rx.lock().sas.last().map_or(t.local_spi, |s| s.spi());
-            let remote = t.tx.lock().sa.as_ref().map_or(t.remote_spi, |s| s.spi());
-            let derived = t.derived || t.ike_derived.load(std::sync::atomic::Ordering::Relaxed);
+        .map(|t| {
             [
-                format!("{local:#010x}"),
-                format!("{remote:#010x}"),
-                p.map_or("none", |p| p.encap.label()).to_string(),
-                p.map_or(String::new(), |p| p.addr.to_string()),
-                derived.to_string(),
+                t.remote.map_or(String::new(), |a| a.to_string()),
+                t.derived.to_string(),
             ]
         })
         .collect();
     f.gauge(
         "spimux_sa_info",
         "SA facts per peer: SPIs, encapsulation in use, outer address, derived SPI.",
-        shared
-            .core
-            .tunnels
-            .iter()
+        st.iter()
             .zip(&info)
             .map(|(t, i)| {
                 (
                     vec![
-                        ("peer", t.name.as_str()),
-                        ("local_spi", i[0].as_str()),
-                        ("remote_spi", i[1].as_str()),
-                        ("encap", i[2].as_str()),
-                        ("remote", i[3].as_str()),
-                        ("derived", i[4].as_str()),
+                        ("peer", t.peer.as_str()),
+                        ("local_spi", t.local_spi.as_str()),
+                        ("remote_spi", t.remote_spi.as_str()),
+                        ("encap", t.encap),
+                        ("remote", i[0].as_str()),
+                        ("derived", i[1].as_str()),
                     ],
                     1.0,
                 )
@@ -210,8 +166,13 @@ pub fn render(shared: &Shared) -> String {
         "Random SPI bytes redrawn because the candidate was reserved or live.",
         one(s.redraws),
     );
-    mobility(shared, &peers, &mut f);
+    mobility(shared, &st, &mut f);
     ike(shared, &mut f);
+    f.counter(
+        "spimux_config_reloads_total",
+        crate::daemon::reload::HELP,
+        shared.reloads.samples(),
+    );
     build_info(&mut f, ("role", shared.core.role));
     f.encode()
 }
@@ -378,17 +339,17 @@ fn ike(shared: &Shared, f: &mut Families) {
     );
 }
 
-fn mobility(shared: &Shared, peers: &[Option<super::tunnel::Peer>], f: &mut Families) {
+fn mobility(shared: &Shared, st: &[TunnelStatus], f: &mut Families) {
     use super::tunnel::Encap;
     use crate::mobility::gateway::Outcome;
     use crate::mobility::NatKind;
     let m = shared.core.mobility.stats.lock().clone();
     let mut encaps = Vec::new();
-    for (t, p) in shared.core.tunnels.iter().zip(peers) {
+    for t in st {
         for e in [Encap::Plain, Encap::Udp] {
-            let on = p.is_some_and(|p| p.encap == e);
+            let on = t.encap == e.label();
             encaps.push((
-                vec![("peer", t.name.as_str()), ("encap", e.label())],
+                vec![("peer", t.peer.as_str()), ("encap", e.label())],
                 f64::from(u8::from(on)),
             ));
         }

@@ -13,9 +13,12 @@ pub mod ike_setup;
 pub mod keying;
 pub mod metrics;
 pub mod registration;
+pub mod reload;
 pub mod runtime;
+pub mod show;
 pub mod sockets;
 pub mod tunnel;
+pub mod tunnel_status;
 
 use crate::esp::table::SaTable;
 use crate::io::outer::{RawEsp, UdpEncap};
@@ -79,10 +82,6 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
     }
     let (policies, tunnel_of_peer) = ike_setup::policies(cfg, role, &peers)?;
     let engine_cfg = ike_setup::engine_config(cfg)?;
-    let label = match role {
-        Role::Responder => "responder",
-        Role::Client => "client",
-    };
     // Registration identifications start at a random point in the lower
     // half of the space (not guessable, room to count up); a gateway that saw
     // higher ones after a restart says so in its `stale` reply.
@@ -112,14 +111,14 @@ pub fn prepare(cfg: &EndpointConfig, role: Role) -> Result<Prepared, StartError>
         None => (None, None),
     };
     let core = core::Core {
-        role: label,
+        role: role.label(),
         tunnels,
         table,
         spi_stats,
         mobility: mob,
         replay_windows: peers.iter().map(|p| p.config.replay_window).collect(),
     };
-    let shared = Shared::new(core, keying);
+    let shared = Shared::new(core, keying, cfg.clone(), role);
     Ok(Prepared {
         shared,
         ike: ike_parts,
@@ -157,11 +156,24 @@ impl crate::daemon::DaemonState for Shared {
 }
 
 /// Opens the TUN device, routes and sockets first (a failure leaves nothing
-/// running), then starts the threads.
-pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
-    let prepared = prepare(cfg, role)?;
+/// running), then starts the threads. With `source`, reloads re-read it.
+pub fn start(
+    cfg: &EndpointConfig,
+    role: Role,
+    source: Option<reload::ConfigSource>,
+) -> Result<Running, StartError> {
+    let mut prepared = prepare(cfg, role)?;
+    prepared.shared.source = source;
     let shared = Arc::new(prepared.shared);
     let metrics = crate::daemon::metrics::bind(&cfg.metrics).map_err(io_err("metrics"))?;
+    let socket = cfg.control.path(role);
+    let control = match socket.as_str() {
+        "" => None,
+        p => Some(
+            crate::daemon::control::Server::bind(std::path::Path::new(p))
+                .map_err(io_err(format!("control.socket {p}")))?,
+        ),
+    };
     let o = &cfg.outer;
     let outer = Arc::new(Outer {
         raw: RawEsp::open(o.local, o.rcvbuf).map_err(io_err("raw ESP socket"))?,
@@ -247,6 +259,15 @@ pub fn start(cfg: &EndpointConfig, role: Role) -> Result<Running, StartError> {
             Box::new(move || datapath::route_loop(&s, &o, gw, w)),
         )?;
     }
+    if let Some(server) = control {
+        let s = shared.clone();
+        spawn(
+            "control",
+            Box::new(move || {
+                crate::daemon::control::serve(server, &s.shutdown, |r| show::answer(&s, r))
+            }),
+        )?;
+    }
     let mut metrics_addr = None;
     if let Some(server) = metrics {
         metrics_addr = server.local_addr().ok();
@@ -286,10 +307,19 @@ fn local_toward(remote: std::net::SocketAddrV4) -> Option<std::net::Ipv4Addr> {
     }
 }
 
-/// Runs until SIGINT/SIGTERM, then stops and returns the final counters.
-pub fn run_until_signal(cfg: &EndpointConfig, role: Role) -> Result<Counters, StartError> {
-    let shared = start(cfg, role)?
-        .run_until_signal()
+/// Runs until SIGINT/SIGTERM, reloading `source` on SIGHUP, then stops and
+/// returns the final counters.
+pub fn run_until_signal(
+    cfg: &EndpointConfig,
+    role: Role,
+    source: Option<reload::ConfigSource>,
+) -> Result<Counters, StartError> {
+    let running = start(cfg, role, source)?;
+    let on_hup = running.shared.clone();
+    let shared = running
+        .run_until_signal_with(move || {
+            let _ = reload::reload(&on_hup);
+        })
         .map_err(io_err("signal handler"))?;
     Ok(shared.stats.total())
 }

@@ -1,7 +1,10 @@
 //! The endpoint daemon's shared state: the core its threads drive, their
 //! counters, the IKE hand-off, the clock and the shutdown flag.
 
+use super::config::{EndpointConfig, Role};
 use super::core::Core;
+use super::reload::ConfigSource;
+use crate::daemon::reload::ReloadStats;
 use crate::daemon::stats::{Merge, StatsRegistry};
 use crate::esp::tunnel::{TunnelDrop, DROP_KINDS};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,17 +90,34 @@ pub struct Shared {
     pub keying: Option<super::ike_handoff::Keying>,
     /// Set to stop every thread.
     pub shutdown: AtomicBool,
+    /// Which daemon this is.
+    pub role: Role,
+    /// The configuration in force (replaced by each applied reload).
+    pub config: parking_lot::Mutex<EndpointConfig>,
+    /// Where a reload reads the configuration; `None`: reloads are refused.
+    pub source: Option<ConfigSource>,
+    /// Reloads by result.
+    pub reloads: ReloadStats,
     start: Instant,
 }
 
 impl Shared {
-    /// Daemon state around `core`.
-    pub fn new(core: Core, keying: Option<super::ike_handoff::Keying>) -> Shared {
+    /// Daemon state around `core`, built from `config` for `role`.
+    pub fn new(
+        core: Core,
+        keying: Option<super::ike_handoff::Keying>,
+        config: EndpointConfig,
+        role: Role,
+    ) -> Shared {
         Shared {
             core,
             stats: StatsRegistry::default(),
             keying,
             shutdown: AtomicBool::new(false),
+            role,
+            config: parking_lot::Mutex::new(config),
+            source: None,
+            reloads: ReloadStats::default(),
             start: Instant::now(),
         }
     }

@@ -732,4 +732,45 @@ impl Engine {
             sa.natt = udp;
         })
     }
+
+    /// Takes new limits, timers and peer policies (a configuration reload).
+    /// The peers must be the same, in the same order (by name): SAs refer
+    /// to them by index. Established SAs keep their keys, suites and the
+    /// timers already set; new negotiations, rekeys and authentications
+    /// use the new policies, new SAs the new limits. The ports, the time
+    /// base, the key log switch and the cookie rotation stay as they were
+    /// (they are bound to the running daemon).
+    pub fn reconfigure(
+        &mut self,
+        mut cfg: EngineConfig,
+        policies: Vec<PeerPolicy>,
+    ) -> Result<(), ReconfigureError> {
+        let names = |p: &[PeerPolicy]| p.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+        if names(&policies) != names(&self.policies) {
+            return Err(ReconfigureError::PeersChanged);
+        }
+        cfg.ike_port = self.cfg.ike_port;
+        cfg.natt_port = self.cfg.natt_port;
+        cfg.unix_at_zero = self.cfg.unix_at_zero;
+        cfg.key_log = self.cfg.key_log;
+        cfg.cookie_rotate_ms = self.cfg.cookie_rotate_ms;
+        self.cfg = cfg;
+        self.policies = policies;
+        // DPD deadlines follow the policy: re-arm every SA's timer.
+        let spis: Vec<u64> = self.sas.iter().map(|(k, _)| k).collect();
+        for k in spis {
+            if let Some(sa) = self.sas.remove(k) {
+                self.store(sa);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why `Engine::reconfigure` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigureError {
+    /// Peers were added, removed, renamed or reordered.
+    #[error("the peers changed (added, removed, renamed or reordered): needs a restart")]
+    PeersChanged,
 }

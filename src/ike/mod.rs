@@ -12,6 +12,7 @@ pub mod cookie;
 pub mod crypto;
 pub mod engine;
 mod exchange;
+pub mod listing;
 pub mod message;
 pub mod policy;
 pub mod proposal;

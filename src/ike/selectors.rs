@@ -86,6 +86,39 @@ pub fn to_nets(ts: &[TrafficSelector]) -> Vec<Ipv4Net> {
     out
 }
 
+/// A selector as strongSwan prints one: `10.1.0.0/24`, a range that is not
+/// one network as its networks joined by `,`, a protocol or port limit as
+/// `[17/500]` or `[6/1024-65535]`; other types by their registry name
+/// (`IPV6_ADDR_RANGE`).
+pub fn describe(ts: &TrafficSelector) -> String {
+    match ts {
+        TrafficSelector::V4 {
+            ip_protocol,
+            start_port,
+            end_port,
+            start,
+            end,
+        } => {
+            let nets: Vec<String> = Ipv4Subnets::new(*start, *end, 0)
+                .map(|n| n.to_string())
+                .collect();
+            let mut s = nets.join(",");
+            let ports = match (*start_port, *end_port) {
+                (0, u16::MAX) => None,
+                (a, b) if a == b => Some(a.to_string()),
+                (a, b) => Some(format!("{a}-{b}")),
+            };
+            match (ip_protocol, ports) {
+                (0, None) => {}
+                (p, None) => s.push_str(&format!("[{p}]")),
+                (p, Some(ports)) => s.push_str(&format!("[{p}/{ports}]")),
+            }
+            s
+        }
+        TrafficSelector::Other { ty, .. } => ty.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +138,7 @@ mod tests {
         assert!(within(&n, &peer));
         assert!(!within(&peer, &n));
         assert!(narrow(&peer, &[net("10.7.0.0/16")]).is_empty());
+        assert_eq!(describe(&peer[0]), "10.98.0.0/16");
         let odd = TrafficSelector::V4 {
             ip_protocol: 0,
             start_port: 0,
@@ -112,6 +146,18 @@ mod tests {
             start: "10.0.0.1".parse().unwrap(),
             end: "10.0.0.6".parse().unwrap(),
         };
+        assert_eq!(
+            describe(&odd),
+            "10.0.0.1/32,10.0.0.2/31,10.0.0.4/31,10.0.0.6/32"
+        );
+        let udp500 = TrafficSelector::V4 {
+            ip_protocol: 17,
+            start_port: 500,
+            end_port: 500,
+            start: "10.0.0.1".parse().unwrap(),
+            end: "10.0.0.1".parse().unwrap(),
+        };
+        assert_eq!(describe(&udp500), "10.0.0.1/32[17/500]");
         assert_eq!(
             to_nets(&[odd]),
             vec![

@@ -804,3 +804,109 @@ fn a_registration_moves_the_ike_sa_and_nat_t_answers_go_to_the_port_they_came_fr
         "unknown peer: nothing moves"
     );
 }
+
+#[test]
+fn the_listing_shows_both_ends_of_the_sas_with_suites_and_selectors() {
+    let mut b = Bed::connected(EngineConfig::default());
+    let (ci, cr) = (installs(&b.i_events)[0], installs(&b.r_events)[0]);
+    let (c_in, c_out) = (ci.inbound_spi, ci.outbound_spi);
+    let now = 65_000;
+    let l = b.i.listing(now, None);
+    assert_eq!((l.ike_sas.len(), l.child_sas.len()), (1, 1));
+    let sa = &l.ike_sas[0];
+    assert_eq!(
+        (sa.peer.as_str(), sa.role, sa.state),
+        ("gw", "initiator", "established")
+    );
+    assert_eq!(sa.suite.as_deref(), Some("aes128gcm16-prfsha256-x25519"));
+    assert_eq!(
+        (sa.nat, sa.natt, sa.age, sa.child_sas),
+        ("none", false, 65, 1)
+    );
+    assert_eq!(sa.remote, SocketAddrV4::new(GATEWAY, 500));
+    let c = &l.child_sas[0];
+    assert_eq!(c.inbound_spi, format!("{c_in:#010x}"));
+    assert_eq!(c.outbound_spi, format!("{c_out:#010x}"));
+    assert_eq!(
+        (c.state, c.suite.as_str()),
+        ("installed", "aes128gcm16-esn")
+    );
+    assert_eq!(c.local_ts, vec!["10.98.0.2/32"]);
+    assert_eq!(c.remote_ts, vec!["10.99.0.0/24"]);
+    assert_eq!(c.ike_spi, sa.spi_i);
+    // The gateway lists the same pair the other way round.
+    let g = b.r.listing(now, Some("h1"));
+    assert_eq!(g.ike_sas[0].role, "responder");
+    assert_eq!(
+        (g.ike_sas[0].spi_i.as_str(), g.ike_sas[0].spi_r.as_str()),
+        (sa.spi_i.as_str(), sa.spi_r.as_str())
+    );
+    assert_eq!(
+        g.child_sas[0].inbound_spi,
+        format!("{:#010x}", cr.inbound_spi)
+    );
+    assert_eq!(g.child_sas[0].outbound_spi, format!("{c_in:#010x}"));
+    assert_eq!(b.r.listing(now, Some("nobody")), Default::default());
+    // A half-open SA on the gateway has no peer yet.
+    b.lose = (0, usize::MAX);
+    b.i.initiate(70_000, 0, Some(CLIENT)).unwrap();
+    b.pump(70_000);
+    let g = b.r.listing(70_000, None);
+    let half = g.ike_sas.iter().find(|s| s.state == "half_open").unwrap();
+    assert_eq!((half.peer.as_str(), half.child_sas), ("-", 0));
+    assert!(half.expires_in.is_some());
+}
+
+#[test]
+fn a_reconfigured_engine_keeps_its_sas_and_authenticates_new_ones_with_the_new_policy() {
+    let mut b = Bed::connected(EngineConfig::default());
+    let spi = b.r.sas().next().unwrap().local_spi();
+    // Renamed peers are refused and nothing changes.
+    let mut renamed = policy(false, "secret");
+    renamed.name = "h9".into();
+    assert_eq!(
+        b.r.reconfigure(EngineConfig::default(), vec![renamed]),
+        Err(super::engine::ReconfigureError::PeersChanged)
+    );
+    assert_eq!(b.r.policies()[0].name, "h1");
+    // A new PSK and a liveness check; the established SA stays and keeps answering.
+    let mut rotated = policy(false, "rotated");
+    rotated.dpd_ms = 5_000;
+    let cfg = EngineConfig {
+        max_half_open: 7,
+        ..EngineConfig::default()
+    };
+    b.r.reconfigure(cfg, vec![rotated]).unwrap();
+    assert_eq!(b.r.cfg.max_half_open, 7);
+    b.check_tables();
+    assert_eq!(
+        b.r.poll_timeout(),
+        Some(5_000),
+        "DPD armed by the new policy"
+    );
+    b.run_until(0, 6_000, 1_000);
+    assert!(b
+        .r
+        .sas
+        .get(spi)
+        .is_some_and(|s| s.state == IkeState::Established));
+    assert_eq!(b.r.stats.auth_failures, 0);
+    // A client still on the old key is refused; one with the new key gets in.
+    let mut old = Bed::new(
+        engine(EngineConfig::default(), policy(true, "secret")),
+        std::mem::replace(
+            &mut b.r,
+            engine(EngineConfig::default(), policy(false, "x")),
+        ),
+        false,
+    );
+    old.connect();
+    assert_eq!(old.r.stats.auth_failures, 1);
+    let mut new = Bed::new(
+        engine(EngineConfig::default(), policy(true, "rotated")),
+        old.r,
+        false,
+    );
+    new.connect();
+    assert_eq!(established(&new.i), 1);
+}

@@ -36,7 +36,7 @@ pub struct ClientConfig {
 
 /// The route the client uses towards the gateway: a change of any part of
 /// it (source address, outgoing interface, next hop) means a new path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Path {
     /// Source address the kernel picks.
     pub src: Ipv4Addr,
@@ -55,6 +55,25 @@ impl Path {
             via: None,
         }
     }
+}
+
+/// The client's registration state for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ClientStatus {
+    /// Path in use toward the gateway (`None`: no route).
+    pub path: Option<Path>,
+    /// Encapsulation data uses: `esp`, `udp`.
+    pub encap: &'static str,
+    /// A registration was accepted since start.
+    pub registered: bool,
+    /// A registration is under way (request sent, no answer yet).
+    pub registering: bool,
+    /// Last identification sent.
+    pub last_id: u64,
+    /// NAT keepalive interval the gateway announced (0: none).
+    pub keepalive_secs: u16,
+    /// The current registration found plain ESP filtered on this path.
+    pub plain_refused: bool,
 }
 
 /// What the client asks its owner to do or report.
@@ -142,6 +161,19 @@ impl Client {
     /// Path in use.
     pub fn path(&self) -> Option<Path> {
         self.path
+    }
+
+    /// What an operator sees (`spimux client show mobility`).
+    pub fn status(&self) -> ClientStatus {
+        ClientStatus {
+            path: self.path,
+            encap: self.encap.label(),
+            registered: self.registered_once,
+            registering: self.registering(),
+            last_id: self.last_id,
+            keepalive_secs: self.keepalive_secs,
+            plain_refused: self.pending.is_some_and(|p| p.plain_refused),
+        }
     }
 
     /// True while a registration is under way.

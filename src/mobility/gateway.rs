@@ -30,6 +30,38 @@ pub struct Registration {
     udp_port: Option<u16>,
 }
 
+impl Registration {
+    /// What an operator sees (`spimux responder show mobility`).
+    pub fn status(&self) -> RegistrationStatus {
+        RegistrationStatus {
+            last_id: self.last_id,
+            source: self.src,
+            seen_over: Encap::ALL
+                .iter()
+                .filter(|e| self.seen.contains(**e))
+                .map(|e| e.label())
+                .collect(),
+            translated: self.translated,
+            udp_port: self.udp_port,
+        }
+    }
+}
+
+/// One peer's last accepted registration, for operators.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RegistrationStatus {
+    /// Its identification (`None`: no registration yet).
+    pub last_id: Option<u64>,
+    /// Outer source address it came from.
+    pub source: Option<Ipv4Addr>,
+    /// Encapsulations its copies arrived over.
+    pub seen_over: Vec<&'static str>,
+    /// A copy showed an address or port translation.
+    pub translated: bool,
+    /// Source port of its UDP copy.
+    pub udp_port: Option<u16>,
+}
+
 /// What the check concluded, one metric label each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

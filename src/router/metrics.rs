@@ -250,11 +250,8 @@ pub fn render(shared: &Shared) -> String {
     );
     f.counter(
         "spimux_config_reloads_total",
-        "Configuration reloads (SIGHUP or `spimux router reload`), by result: applied, unchanged, invalid (unreadable or failing validation), needs_restart (refused whole).",
-        super::reload::ReloadResult::ALL
-            .iter()
-            .map(|r| (vec![("result", r.label())], shared.reloads.get(*r) as f64))
-            .collect(),
+        crate::daemon::reload::HELP,
+        shared.reloads.samples(),
     );
     limits(shared, &mut f);
     build_info(&mut f, ("backend", shared.backend));

@@ -6,9 +6,8 @@
 
 use super::config::RouterConfig;
 use super::Shared;
-use serde::Serialize;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::daemon::reload::{changed, finish, source, Refusal};
+pub use crate::daemon::reload::{ReloadResult, ReloadStats, Reloaded};
 
 /// Command-line values that replace the file's (at start and every reload).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,22 +24,15 @@ pub struct Overrides {
     pub capture_drops: Option<String>,
 }
 
-/// A configuration file and the overrides applied to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigSource {
-    /// The TOML file.
-    pub path: PathBuf,
-    /// Command-line overrides.
-    pub overrides: Overrides,
-}
+/// The router's configuration file and its overrides.
+pub type ConfigSource = crate::daemon::reload::ConfigSource<Overrides>;
 
 impl ConfigSource {
     /// Reads, parses, overrides and validates; the error names the file and
     /// the field.
     pub fn load(&self) -> Result<RouterConfig, String> {
         let name = self.path.display();
-        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{name}: {e}"))?;
-        let mut cfg: RouterConfig = toml::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
+        let mut cfg: RouterConfig = self.parse()?;
         let o = &self.overrides;
         if let Some(i) = &o.inside_interface {
             cfg.inside.interface = i.clone();
@@ -62,113 +54,26 @@ impl ConfigSource {
     }
 }
 
-/// How reloads ended, for `spimux_config_reloads_total{result}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadResult {
-    /// Something changed and was applied.
-    Applied,
-    /// The file equals the configuration in force.
-    Unchanged,
-    /// The file could not be read, parsed or validated.
-    Invalid,
-    /// The file changes something that needs a restart.
-    NeedsRestart,
-}
-
-impl ReloadResult {
-    /// All, in label order.
-    pub const ALL: [ReloadResult; 4] = [
-        ReloadResult::Applied,
-        ReloadResult::Unchanged,
-        ReloadResult::Invalid,
-        ReloadResult::NeedsRestart,
-    ];
-
-    /// Prometheus label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            ReloadResult::Applied => "applied",
-            ReloadResult::Unchanged => "unchanged",
-            ReloadResult::Invalid => "invalid",
-            ReloadResult::NeedsRestart => "needs_restart",
-        }
-    }
-}
-
-/// Reload counts by result.
-#[derive(Debug, Default)]
-pub struct ReloadStats {
-    counts: [AtomicU64; 4],
-}
-
-impl ReloadStats {
-    fn count(&self, r: ReloadResult) {
-        if let Some(c) = self.counts.get(r as usize) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Reloads that ended with `r`.
-    pub fn get(&self, r: ReloadResult) -> u64 {
-        self.counts
-            .get(r as usize)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-}
-
-/// What a reload did: the tables it changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reloaded {
-    /// `applied` or `unchanged`.
-    pub result: &'static str,
-    /// Tables whose values changed (`nat`, `esp`, `arp`, `icmp`, `log`, `capture`).
-    pub changed: Vec<&'static str>,
-}
-
 /// The live-applicable tables that differ between `old` and `new`.
 fn changed_tables(old: &RouterConfig, new: &RouterConfig) -> Vec<&'static str> {
-    [
+    changed([
         ("nat", old.nat != new.nat),
         ("esp", old.esp != new.esp),
         ("arp", old.arp != new.arp),
         ("icmp", old.icmp != new.icmp),
         ("log", old.log != new.log),
         ("capture", old.capture != new.capture),
-    ]
-    .into_iter()
-    .filter_map(|(t, c)| c.then_some(t))
-    .collect()
+    ])
 }
 
 /// Reads the router's configuration source again and applies what changed.
 /// On refusal the error says why and the configuration in force is kept.
 pub fn reload(shared: &Shared) -> Result<Reloaded, String> {
-    let outcome = try_reload(shared);
-    let result = match &outcome {
-        Ok(r) if r.changed.is_empty() => ReloadResult::Unchanged,
-        Ok(_) => ReloadResult::Applied,
-        Err((r, _)) => *r,
-    };
-    shared.reloads.count(result);
-    match outcome {
-        Ok(r) => {
-            tracing::info!(changed = ?r.changed, "configuration reloaded");
-            Ok(r)
-        }
-        Err((_, why)) => {
-            tracing::warn!(error = %why, "configuration reload refused; the configuration in force stays");
-            Err(why)
-        }
-    }
+    finish(&shared.reloads, try_reload(shared))
 }
 
-fn try_reload(shared: &Shared) -> Result<Reloaded, (ReloadResult, String)> {
-    let Some(source) = &shared.source else {
-        return Err((
-            ReloadResult::Invalid,
-            "started without a configuration file".into(),
-        ));
-    };
+fn try_reload(shared: &Shared) -> Result<Reloaded, Refusal> {
+    let source = source(&shared.source)?;
     let new = source.load().map_err(|e| (ReloadResult::Invalid, e))?;
     // One reload at a time: the lock spans compare, apply and store.
     let mut in_force = shared.config.lock();
@@ -183,10 +88,7 @@ fn try_reload(shared: &Shared) -> Result<Reloaded, (ReloadResult, String)> {
         ));
     }
     if changed.is_empty() {
-        return Ok(Reloaded {
-            result: ReloadResult::Unchanged.label(),
-            changed,
-        });
+        return Ok(Reloaded::of(changed));
     }
     // Everything is checked before anything is applied; the capture opens
     // a file (which can still fail), so it is applied first.
@@ -217,10 +119,7 @@ fn try_reload(shared: &Shared) -> Result<Reloaded, (ReloadResult, String)> {
         }
     }
     *in_force = new;
-    Ok(Reloaded {
-        result: ReloadResult::Applied.label(),
-        changed,
-    })
+    Ok(Reloaded::of(changed))
 }
 
 #[cfg(test)]
@@ -229,6 +128,7 @@ mod tests {
     use crate::daemon::control::Request;
     use crate::router::forwarding::{Forwarding, Interfaces};
     use crate::wire::ethernet::Mac;
+    use std::path::PathBuf;
 
     const BASE: &str = "[inside]\ninterface = \"a\"\naddress = \"10.6.1.1/24\"\n\
         [outside]\ninterface = \"b\"\naddress = \"203.0.113.10/24\"\ngateway = \"203.0.113.1\"\n\

@@ -41,8 +41,8 @@ pub struct Bed {
     pub dir: PathBuf,
     router: Option<Child>,
     children: Vec<Child>,
-    /// ESP endpoints: (name, namespace, metrics port, process).
-    endpoints: Vec<(String, String, u16, Child)>,
+    /// ESP endpoints: (name, namespace, metrics port, process, role).
+    endpoints: Vec<(String, String, u16, Child, String)>,
 }
 
 fn unique_prefix() -> String {
@@ -331,15 +331,22 @@ impl Bed {
     pub fn start_endpoint(&mut self, name: &str, host: &str, role: &str, cfg: &Path, port: u16) {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let listen = format!("127.0.0.1:{port}");
+        let socket = self.endpoint_socket(name);
         let child = self
             .cmd(host, &[SPIMUX, role, "--config", cfg.to_str().unwrap()])
             .args(["--metrics-listen", &listen])
+            .args(["--control-socket", socket.to_str().unwrap()])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        self.endpoints
-            .push((name.to_string(), host.to_string(), port, child));
+        self.endpoints.push((
+            name.to_string(),
+            host.to_string(),
+            port,
+            child,
+            role.to_string(),
+        ));
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(10) {
             if self.try_metrics_of(host, port).is_some() {
@@ -350,12 +357,57 @@ impl Bed {
         panic!("{name} did not come up: {}", self.log(name));
     }
 
+    /// Endpoint `name`'s control socket (one per endpoint and bed).
+    pub fn endpoint_socket(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.sock"))
+    }
+
+    /// `spimux <role> ARGS… --socket <endpoint name's>`: (success, stdout, stderr).
+    pub fn endpoint_ctl(&self, name: &str, args: &[&str]) -> (bool, String, String) {
+        let role = self
+            .endpoints
+            .iter()
+            .find(|e| e.0 == name)
+            .map(|e| e.4.clone())
+            .expect("endpoint started");
+        let o = Command::new(SPIMUX)
+            .arg(&role)
+            .args(args)
+            .arg("--socket")
+            .arg(self.endpoint_socket(name))
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// `endpoint_ctl` with `--json`, parsed; panics when the command fails.
+    pub fn endpoint_show(&self, name: &str, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let (ok, out, err) = self.endpoint_ctl(name, &a);
+        assert!(ok, "{name} {args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// PID of endpoint `name` (`ip netns exec` execs it).
+    pub fn endpoint_pid(&self, name: &str) -> u32 {
+        self.endpoints
+            .iter()
+            .find(|e| e.0 == name)
+            .map(|e| e.3.id())
+            .expect("endpoint started")
+    }
+
     /// Stops endpoint `name` (SIGTERM); true when it exited cleanly.
     pub fn stop_endpoint(&mut self, name: &str) -> bool {
         let Some(i) = self.endpoints.iter().position(|e| e.0 == name) else {
             return true;
         };
-        let (_, _, _, mut c) = self.endpoints.remove(i);
+        let (_, _, _, mut c, _) = self.endpoints.remove(i);
         terminate(&mut c)
     }
 
@@ -367,7 +419,7 @@ impl Bed {
             .iter()
             .position(|e| e.0 == name)
             .expect("endpoint started");
-        let (_, _, _, mut c) = self.endpoints.remove(i);
+        let (_, _, _, mut c, _) = self.endpoints.remove(i);
         c.kill().expect("SIGKILL to our own child");
         c.wait().expect("killed endpoint reaped");
     }
@@ -379,7 +431,7 @@ impl Bed {
 
     /// Metrics text of endpoint `name`.
     pub fn endpoint_metrics(&self, name: &str) -> String {
-        let (_, host, port, _) = self
+        let (_, host, port, _, _) = self
             .endpoints
             .iter()
             .find(|e| e.0 == name)
@@ -491,7 +543,7 @@ impl Drop for Bed {
             terminate(c);
         }
         let mut endpoints = std::mem::take(&mut self.endpoints);
-        for (name, _, _, c) in &mut endpoints {
+        for (name, _, _, c, _) in &mut endpoints {
             terminate(c);
             if std::thread::panicking() {
                 eprintln!("--- {name} log ---\n{}", self.log(name));

@@ -23,6 +23,14 @@ impl Group {
         }
     }
 
+    /// strongSwan's proposal keyword (`x25519`, `ecp256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Curve25519 => "x25519",
+            Group::Ecp256 => "ecp256",
+        }
+    }
+
     /// IANA transform ID.
     pub fn id(self) -> u16 {
         match self {

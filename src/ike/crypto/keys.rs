@@ -51,6 +51,17 @@ pub struct IkeSuite {
     pub group: Group,
 }
 
+/// As strongSwan writes a proposal: `aes256gcm16-prfsha256-x25519`.
+impl std::fmt::Display for IkeSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.encr.name())?;
+        if let Some(i) = self.integ {
+            write!(f, "-{}", i.name())?;
+        }
+        write!(f, "-{}-{}", self.prf.name(), self.group.name())
+    }
+}
+
 /// AEAD must come without an integrity transform, anything else with one.
 fn integ_len(encr: Encr, integ: Option<Integ>) -> Result<usize, CryptoError> {
     match (encr.is_aead(), integ) {
@@ -162,6 +173,17 @@ pub struct EspSuite {
     pub integ: Option<Integ>,
     /// Extended sequence numbers negotiated.
     pub esn: bool,
+}
+
+/// As strongSwan writes a proposal: `aes256gcm16-esn`, `aes128-sha256-noesn`.
+impl std::fmt::Display for EspSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.encr.name())?;
+        if let Some(i) = self.integ {
+            write!(f, "-{}", i.name())?;
+        }
+        f.write_str(if self.esn { "-esn" } else { "-noesn" })
+    }
 }
 
 /// One direction's ESP keys: for GCM `encr` = key‖salt (as spimux's

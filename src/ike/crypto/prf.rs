@@ -25,6 +25,15 @@ impl Prf {
         }
     }
 
+    /// strongSwan's proposal keyword (`prfsha256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Prf::HmacSha256 => "prfsha256",
+            Prf::HmacSha384 => "prfsha384",
+            Prf::HmacSha512 => "prfsha512",
+        }
+    }
+
     /// IANA transform ID.
     pub fn id(self) -> u16 {
         match self {

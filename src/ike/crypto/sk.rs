@@ -63,6 +63,17 @@ impl Encr {
         }
     }
 
+    /// strongSwan's proposal keyword (`aes256gcm16`, `aes128`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Encr::AesGcm16 { key_bits: 128 } => "aes128gcm16",
+            Encr::AesGcm16 { .. } => "aes256gcm16",
+            Encr::AesCbc { key_bits: 128 } => "aes128",
+            Encr::AesCbc { key_bits: 192 } => "aes192",
+            Encr::AesCbc { .. } => "aes256",
+        }
+    }
+
     /// Combined-mode (AEAD) cipher: no separate integrity transform.
     pub fn is_aead(self) -> bool {
         matches!(self, Encr::AesGcm16 { .. })
@@ -91,6 +102,15 @@ pub enum Integ {
 }
 
 impl Integ {
+    /// strongSwan's proposal keyword (`sha256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Integ::HmacSha256_128 => "sha256",
+            Integ::HmacSha384_192 => "sha384",
+            Integ::HmacSha512_256 => "sha512",
+        }
+    }
+
     /// The transform for an IANA ID (12, 13, 14).
     pub fn from_id(id: u16) -> Option<Integ> {
         match id {
