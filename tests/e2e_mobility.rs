@@ -238,6 +238,26 @@ fn mobile_endpoint_keeps_its_tunnel_across_moves_and_nat() {
             "203.0.113.66:"
         };
         assert!(view.contains(addr), "gateway after move to {to}: {view}");
+        // The control sockets show the same registration from both ends, and
+        // the gateway's IKE SA at the new address.
+        let c = bed.endpoint_show("mob", &["show", "mobility"]);
+        assert_eq!(
+            (c["mobility"].as_str(), c["state"]["encap"].as_str()),
+            (Some("client"), Some(expect)),
+            "{c}"
+        );
+        assert_eq!(c["state"]["registered"], true, "{c}");
+        let g = bed.endpoint_show("gw", &["show", "mobility", "--peer", "m1"]);
+        let reg = &g["registrations"][0];
+        assert_eq!(reg["source"].as_str(), addr.strip_suffix(':'), "{g}");
+        assert!(reg["last_id"].as_u64().is_some(), "{g}");
+        let ike = bed.endpoint_show("gw", &["show", "ike", "--peer", "m1"]);
+        assert!(
+            ike["ike_sas"][0]["remote"]
+                .as_str()
+                .is_some_and(|r| r.starts_with(addr)),
+            "{ike}"
+        );
     }
     assert!(
         now() < stream_end,

@@ -128,13 +128,8 @@ impl<S: DaemonState> Running<S> {
         self.shared
     }
 
-    /// Logs where metrics are served, waits for SIGINT/SIGTERM, then stops.
-    /// SIGHUP is logged and otherwise ignored.
-    pub fn run_until_signal(self) -> std::io::Result<Arc<S>> {
-        self.run_until_signal_with(|| tracing::info!("nothing to reload"))
-    }
-
-    /// [`Running::run_until_signal`], calling `on_hup` for each SIGHUP.
+    /// Logs where metrics are served, waits for SIGINT/SIGTERM, calling
+    /// `on_hup` for each SIGHUP (a reload), then stops.
     pub fn run_until_signal_with(self, on_hup: impl FnMut()) -> std::io::Result<Arc<S>> {
         if let Some(a) = self.metrics_addr {
             tracing::info!("metrics on http://{a}/metrics");

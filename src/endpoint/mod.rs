@@ -146,7 +146,7 @@ pub struct Prepared {
     )>,
 }
 
-/// A started daemon; call `stop` or `run_until_signal`.
+/// A started daemon; call `stop` or `run_until_signal_with`.
 pub type Running = crate::daemon::Running<Shared>;
 
 impl crate::daemon::DaemonState for Shared {

@@ -114,7 +114,7 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError 
     crate::daemon::open_err(what)
 }
 
-/// A started daemon; call `stop` or `run_until_signal`.
+/// A started daemon; call `stop` or `run_until_signal_with`.
 pub type Running = crate::daemon::Running<Shared>;
 
 impl crate::daemon::DaemonState for Shared {
