@@ -10,7 +10,8 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 use support::endpoint::*;
 use support::*;
 
@@ -54,6 +55,39 @@ fn endpoints_show_their_sas_and_reload_credentials_live() {
         );
         ping(&bed, h);
     }
+
+    // Reads under load: a fixed-rate UDP stream through h1's tunnel loses
+    // nothing while both ends answer show commands in a loop.
+    bed.spawn("srv", &["iperf3", "-s", "-1", "-B", GW_INNER]);
+    bed.wait_listening("srv", "t", 5201);
+    let load = bed
+        .cmd(
+            "h1",
+            &[
+                "timeout", "30", "iperf3", "-c", GW_INNER, "-J", "-u", "-b", "5M", "-t", "3", "-l",
+                "1000",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut reads = 0;
+    while t0.elapsed() < Duration::from_millis(2500) {
+        for c in ["tunnels", "ike", "child", "mobility"] {
+            bed.endpoint_show("responder", &["show", c]);
+        }
+        bed.endpoint_show("client-h1", &["show", "child"]);
+        reads += 5;
+    }
+    let o = load.wait_with_output().unwrap();
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sum = &r["end"]["sum"];
+    assert_eq!(
+        sum["lost_packets"], 0,
+        "no loss while {reads} reads ran: {sum}"
+    );
+    assert!(sum["packets"].as_u64() > Some(1000), "{sum}");
 
     // Tunnels: per peer, the SPIs the metrics report, the router's address, traffic.
     let m = bed.endpoint_metrics("responder");
