@@ -170,3 +170,56 @@ fn try_reload(shared: &Shared) -> Result<Reloaded, Refusal> {
     *in_force = new;
     Ok(Reloaded::of(changed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn responder() -> EndpointConfig {
+        toml::from_str(include_str!("../../config/responder.toml")).unwrap()
+    }
+
+    #[test]
+    fn only_log_ike_and_peer_ike_settings_change_without_a_restart() {
+        let old = responder();
+        let mut new = old.clone();
+        new.log.level = "debug".into();
+        new.ike.max_half_open = 10;
+        if let Some(ike) = new.peers[1].ike.as_mut() {
+            ike.psk = Some("another-pre-shared-key-of-enough-length".into());
+            ike.dpd_secs = 5;
+        }
+        assert_eq!(restart_field(&old, &new), None);
+        let (cfg, policies) = keying(&new, Role::Responder).unwrap();
+        assert_eq!((cfg.max_half_open, policies.len()), (10, 3));
+        assert_eq!(policies[1].dpd_ms, 5000);
+        let changed_by = |f: &dyn Fn(&mut EndpointConfig)| {
+            let mut c = old.clone();
+            f(&mut c);
+            restart_field(&old, &c)
+        };
+        let named = |s: &str| Some(s.to_string());
+        assert_eq!(changed_by(&|c| c.tun.mtu = 1300), named("tun"));
+        assert_eq!(changed_by(&|c| c.ike.port = 5000), named("ike.port"));
+        assert_eq!(changed_by(&|c| c.mobility.port = 435), named("mobility"));
+        assert_eq!(
+            changed_by(&|c| c.control.socket = Some(String::new())),
+            named("control")
+        );
+        assert_eq!(
+            changed_by(&|c| {
+                c.peers.pop();
+            }),
+            named("peers (added or removed)")
+        );
+        assert_eq!(changed_by(&|c| c.peers.swap(0, 1)), named("peers[0].name"));
+        assert_eq!(
+            changed_by(&|c| c.peers[2].inner = vec!["10.98.0.9/32".parse().unwrap()]),
+            named("peers[2].inner")
+        );
+        assert_eq!(
+            changed_by(&|c| c.peers[0].replay_window = 256),
+            named("peers[0].replay_window")
+        );
+    }
+}

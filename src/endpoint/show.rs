@@ -148,3 +148,48 @@ fn mobility(shared: &Shared, keeps: &dyn Fn(&str) -> bool) -> Value {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::config::{EndpointConfig, Role};
+
+    fn ask(s: &Shared, command: &str, peer: Option<&str>) -> Result<Value, String> {
+        let mut req = Request {
+            command: command.into(),
+            ..Request::default()
+        };
+        if let Some(p) = peer {
+            req.args.insert("peer".into(), p.into());
+        }
+        answer(s, &req)
+    }
+
+    #[test]
+    fn tunnels_and_mobility_answer_without_the_ike_thread_and_bad_requests_are_refused() {
+        let cfg: EndpointConfig =
+            toml::from_str(include_str!("../../config/responder.toml")).unwrap();
+        let p = crate::endpoint::prepare(&cfg, Role::Responder).unwrap();
+        let s = &p.shared;
+        let t = ask(s, "show tunnels", None).unwrap();
+        let rows = t["tunnels"].as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0]["peer"], "h1");
+        assert_eq!(rows[0]["keying"], "ike");
+        assert_eq!(rows[0]["encap"], "none", "no peer address before IKE");
+        assert_eq!(rows[0]["inner"], serde_json::json!(["10.98.0.2/32"]));
+        let one = ask(s, "show tunnels", Some("m1")).unwrap();
+        assert_eq!(one["tunnels"].as_array().unwrap().len(), 1);
+        let m = ask(s, "show mobility", Some("m1")).unwrap();
+        assert_eq!(m["mobility"], "gateway");
+        assert_eq!(m["registrations"][0]["peer"], "m1");
+        assert_eq!(m["registrations"][0]["last_id"], Value::Null);
+        let e = ask(s, "show tunnels", Some("nobody")).unwrap_err();
+        assert!(e.contains("no such peer"), "{e}");
+        let e = ask(s, "show everything", None).unwrap_err();
+        assert!(e.contains("unknown command"), "{e}");
+        // Started without a file: a reload is refused, not half-done.
+        let e = ask(s, "reload", None).unwrap_err();
+        assert!(e.contains("without a configuration file"), "{e}");
+    }
+}
