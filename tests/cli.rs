@@ -94,3 +94,47 @@ fn spi_derive_check_and_digest() {
     ]);
     assert!(!ok && err.contains("spi_offset + tag_len"), "{err}");
 }
+
+#[test]
+fn endpoint_control_settings_are_checked_and_show_finds_its_socket() {
+    let dir = std::env::temp_dir().join(format!("spimux-cli-ep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = std::fs::read_to_string(format!("{ROOT}/config/responder.toml")).unwrap();
+    for (edit, field) in [
+        (
+            base.replace(
+                "socket = \"/run/spimux/responder.sock\"",
+                "socket = \"rel.sock\"",
+            ),
+            "control.socket",
+        ),
+        (
+            base.replace("level = \"info\"", "level = \"spimux=[\""),
+            "log.level",
+        ),
+    ] {
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, edit).unwrap();
+        let (ok, _, err) = run(&["responder", "--config", path.to_str().unwrap(), "--check"]);
+        assert!(!ok && err.contains(field), "error names {field}: {err}");
+    }
+    // The socket of --config (here disabled), or --socket; nobody listens.
+    let off = dir.join("off.toml");
+    std::fs::write(
+        &off,
+        base.replace("socket = \"/run/spimux/responder.sock\"", "socket = \"\""),
+    )
+    .unwrap();
+    let (ok, _, err) = run(&[
+        "responder",
+        "show",
+        "tunnels",
+        "--config",
+        off.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("disabled"), "{err}");
+    let gone = dir.join("gone.sock");
+    let (ok, _, err) = run(&["client", "show", "ike", "--socket", gone.to_str().unwrap()]);
+    assert!(!ok && err.contains("is the daemon running"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
