@@ -67,8 +67,9 @@ fn child(l: Listing, tunnels: &[TunnelStatus]) -> Vec<Value> {
             let tx = t.and_then(|t| {
                 t.outbound
                     .iter()
-                    .position(|s| hex(s.spi) == c.outbound_spi)
-                    .map(|i| (i, t.outbound.get(i).map_or(0, |s| s.seq)))
+                    .enumerate()
+                    .find(|(_, s)| hex(s.spi) == c.outbound_spi)
+                    .map(|(i, s)| (i, s.seq))
             });
             let mut v = json!(c);
             if let Some(m) = v.as_object_mut() {

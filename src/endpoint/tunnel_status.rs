@@ -25,8 +25,13 @@ pub struct TunnelStatus {
     pub keying: &'static str,
     /// Inner networks of the peer.
     pub inner: Vec<ipnet::Ipv4Net>,
-    /// The peer's outer address (`None`: not known yet).
+    /// The peer's outer address (`None`: not known yet; port 0 with plain ESP).
+    #[serde(skip)]
     pub remote: Option<SocketAddrV4>,
+    /// As shown: `ip:port` with UDP encapsulation, the address alone with
+    /// plain ESP (which has no port).
+    #[serde(rename = "remote")]
+    pub shown_remote: Option<String>,
     /// Encapsulation toward it: `esp`, `udp`, `none` while unknown.
     pub encap: &'static str,
     /// The address comes from the configuration (never learned or moved).
@@ -107,6 +112,10 @@ impl Tunnel {
             keying: if self.ike { "ike" } else { "manual" },
             inner: self.allowed.0.clone(),
             remote: peer.map(|p| p.addr),
+            shown_remote: peer.map(|p| match p.encap {
+                super::tunnel::Encap::Plain => p.addr.ip().to_string(),
+                _ => p.addr.to_string(),
+            }),
             encap: peer.map_or("none", |p| p.encap.label()),
             static_peer: self.static_peer,
             unproven: self.proving.load(Ordering::Relaxed),
