@@ -19,6 +19,14 @@ pub struct ConfigSource<O> {
 }
 
 impl<O> ConfigSource<O> {
+    /// A reload of this file refused as `kind` for `why`: nothing applied.
+    pub fn refuse(&self, kind: ReloadResult, why: impl std::fmt::Display) -> Refusal {
+        (
+            kind,
+            format!("{}: {why}; nothing was applied", self.path.display()),
+        )
+    }
+
     /// Reads and parses the file; the error names it.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
         let name = self.path.display();
@@ -127,6 +135,15 @@ pub fn source<O>(s: &Option<ConfigSource<O>>) -> Result<&ConfigSource<O>, Refusa
         ReloadResult::Invalid,
         "started without a configuration file".into(),
     ))
+}
+
+/// Applies a changed `[log]` (validated with the file, so the directive parses).
+pub fn apply_log(old: &super::log::LogConfig, new: &super::log::LogConfig) {
+    if new != old {
+        if let Err(e) = super::log::set_level(&new.level) {
+            tracing::warn!(error = %e, "log level not changed");
+        }
+    }
 }
 
 /// Counts and logs one reload's outcome; the error is the reason as text.

@@ -12,7 +12,7 @@
 use super::config::{EndpointConfig, PeerConfig, Role};
 use super::ike_handoff::IkeInput;
 use super::runtime::Shared;
-use crate::daemon::reload::{changed, finish, source, Refusal, ReloadResult, Reloaded};
+use crate::daemon::reload::{apply_log, changed, finish, source, Refusal, ReloadResult, Reloaded};
 use crate::ike::{EngineConfig, PeerPolicy};
 use crate::spi::SpiAllocator;
 use std::time::Duration;
@@ -123,16 +123,15 @@ pub fn reload(shared: &Shared) -> Result<Reloaded, String> {
 
 fn try_reload(shared: &Shared) -> Result<Reloaded, Refusal> {
     let source = source(&shared.source)?;
-    let name = source.path.display();
-    let invalid = |e: String| (ReloadResult::Invalid, e);
-    let new = source.read().map_err(invalid)?;
-    let settings = keying(&new, shared.role).map_err(|e| invalid(format!("{name}: {e}")))?;
+    let new = source.read().map_err(|e| (ReloadResult::Invalid, e))?;
+    let settings =
+        keying(&new, shared.role).map_err(|e| source.refuse(ReloadResult::Invalid, e))?;
     // One reload at a time: the lock spans compare, apply and store.
     let mut in_force = shared.config.lock();
     if let Some(field) = restart_field(&in_force, &new) {
-        return Err((
+        return Err(source.refuse(
             ReloadResult::NeedsRestart,
-            format!("{name}: {field} changed, which needs a restart; nothing was applied"),
+            format!("{field} changed, which needs a restart"),
         ));
     }
     let changed = changed([
@@ -153,20 +152,10 @@ fn try_reload(shared: &Shared) -> Result<Reloaded, Refusal> {
             policies,
             reply,
         })
-        .map_err(|e| invalid(format!("{name}: {e}; nothing was applied")))?
-        .map_err(|e| {
-            (
-                ReloadResult::NeedsRestart,
-                format!("{name}: {e}; nothing was applied"),
-            )
-        })?;
+        .map_err(|e| source.refuse(ReloadResult::Invalid, e))?
+        .map_err(|e| source.refuse(ReloadResult::NeedsRestart, e))?;
     }
-    if new.log != in_force.log {
-        // Validated above, so this cannot fail on the directive.
-        if let Err(e) = crate::daemon::log::set_level(&new.log.level) {
-            tracing::warn!(error = %e, "log level not changed");
-        }
-    }
+    apply_log(&in_force.log, &new.log);
     *in_force = new;
     Ok(Reloaded::of(changed))
 }

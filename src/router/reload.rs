@@ -6,7 +6,7 @@
 
 use super::config::RouterConfig;
 use super::Shared;
-use crate::daemon::reload::{changed, finish, source, Refusal};
+use crate::daemon::reload::{apply_log, changed, finish, source, Refusal};
 pub use crate::daemon::reload::{ReloadResult, ReloadStats, Reloaded};
 
 /// Command-line values that replace the file's (at start and every reload).
@@ -79,12 +79,9 @@ fn try_reload(shared: &Shared) -> Result<Reloaded, Refusal> {
     let mut in_force = shared.config.lock();
     let changed = changed_tables(&in_force, &new);
     if let Some(table) = in_force.restart_field_changed(&new) {
-        return Err((
+        return Err(source.refuse(
             ReloadResult::NeedsRestart,
-            format!(
-                "{}: [{table}] changed, which needs a restart; nothing was applied",
-                source.path.display()
-            ),
+            format!("[{table}] changed, which needs a restart"),
         ));
     }
     if changed.is_empty() {
@@ -92,32 +89,21 @@ fn try_reload(shared: &Shared) -> Result<Reloaded, Refusal> {
     }
     // Everything is checked before anything is applied; the capture opens
     // a file (which can still fail), so it is applied first.
-    shared.fwd.check_reconfigure(&in_force, &new).map_err(|e| {
-        (
-            ReloadResult::NeedsRestart,
-            format!("{}: {e}; nothing was applied", source.path.display()),
-        )
-    })?;
+    shared
+        .fwd
+        .check_reconfigure(&in_force, &new)
+        .map_err(|e| source.refuse(ReloadResult::NeedsRestart, e))?;
     if new.capture != in_force.capture {
-        shared.capture.apply(&new.capture).map_err(|e| {
-            (
-                ReloadResult::Invalid,
-                format!("{}: {e}", source.path.display()),
-            )
-        })?;
+        shared
+            .capture
+            .apply(&new.capture)
+            .map_err(|e| source.refuse(ReloadResult::Invalid, e))?;
     }
-    shared.fwd.reconfigure(&in_force, &new).map_err(|e| {
-        (
-            ReloadResult::NeedsRestart,
-            format!("{}: {e}; nothing was applied", source.path.display()),
-        )
-    })?;
-    if new.log != in_force.log {
-        // Validated above, so this cannot fail on the directive.
-        if let Err(e) = crate::daemon::log::set_level(&new.log.level) {
-            tracing::warn!(error = %e, "log level not changed");
-        }
-    }
+    shared
+        .fwd
+        .reconfigure(&in_force, &new)
+        .map_err(|e| source.refuse(ReloadResult::NeedsRestart, e))?;
+    apply_log(&in_force.log, &new.log);
     *in_force = new;
     Ok(Reloaded::of(changed))
 }
