@@ -331,11 +331,11 @@ fn run_router(a: RouterArgs, fmt: LogFormat) -> Result<(), String> {
 }
 
 /// The control socket a client command talks to: `--socket`, else the
-/// path `of_config` reads from `--config`, else `default`.
-fn control_path(
+/// path `of_config` takes from the `--config` file, else `default`.
+fn control_path<C: serde::de::DeserializeOwned>(
     s: &SocketArgs,
     default: &str,
-    of_config: impl FnOnce(&str) -> Result<String, String>,
+    of_config: impl FnOnce(C) -> String,
 ) -> Result<PathBuf, String> {
     if let Some(p) = &s.socket {
         return Ok(p.clone());
@@ -343,8 +343,7 @@ fn control_path(
     let Some(path) = &s.config else {
         return Ok(PathBuf::from(default));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let socket = of_config(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let socket = of_config(spimux::daemon::reload::read_toml(path)?);
     if socket.is_empty() {
         return Err(format!(
             "{}: control.socket is empty (disabled)",
@@ -398,10 +397,7 @@ fn run_router_action(action: RouterAction) -> Result<(), String> {
         },
     };
     let default = <spimux::router::config::RouterPort as control::DefaultSocket>::SOCKET;
-    let path = control_path(&socket, default, |text| {
-        let cfg: RouterConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        Ok(cfg.control.socket)
-    })?;
+    let path = control_path(&socket, default, |cfg: RouterConfig| cfg.control.socket)?;
     ask(
         &socket,
         path,
@@ -426,9 +422,8 @@ fn run_endpoint_action(action: EndpointAction, role: Role) -> Result<(), String>
         },
     };
     let default = spimux::endpoint::config::ControlConfig::default().path(role);
-    let path = control_path(&socket, &default, |text| {
-        let cfg: EndpointConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        Ok(cfg.control.path(role))
+    let path = control_path(&socket, &default, |cfg: EndpointConfig| {
+        cfg.control.path(role)
     })?;
     ask(&socket, path, command, [("peer", peer)])
 }

@@ -29,10 +29,15 @@ impl<O> ConfigSource<O> {
 
     /// Reads and parses the file; the error names it.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
-        let name = self.path.display();
-        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{name}: {e}"))?;
-        toml::from_str(&text).map_err(|e| format!("{name}: {e}"))
+        read_toml(&self.path)
     }
+}
+
+/// Reads and parses a TOML file (not validated); the error names the file.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    toml::from_str(&text).map_err(|e| format!("{name}: {e}"))
 }
 
 /// How reloads ended, for `spimux_config_reloads_total{result}`.
@@ -114,15 +119,19 @@ pub struct Reloaded {
 impl Reloaded {
     /// `changed` was applied (an empty list: nothing to do).
     pub fn of(changed: Vec<&'static str>) -> Reloaded {
-        let r = if changed.is_empty() {
-            ReloadResult::Unchanged
-        } else {
-            ReloadResult::Applied
-        };
         Reloaded {
-            result: r.label(),
+            result: applied_or_unchanged(&changed).label(),
             changed,
         }
+    }
+}
+
+/// How an accepted reload is counted: `Unchanged` when nothing differed.
+fn applied_or_unchanged(changed: &[&str]) -> ReloadResult {
+    if changed.is_empty() {
+        ReloadResult::Unchanged
+    } else {
+        ReloadResult::Applied
     }
 }
 
@@ -149,8 +158,7 @@ pub fn apply_log(old: &super::log::LogConfig, new: &super::log::LogConfig) {
 /// Counts and logs one reload's outcome; the error is the reason as text.
 pub fn finish(stats: &ReloadStats, outcome: Result<Reloaded, Refusal>) -> Result<Reloaded, String> {
     let result = match &outcome {
-        Ok(r) if r.changed.is_empty() => ReloadResult::Unchanged,
-        Ok(_) => ReloadResult::Applied,
+        Ok(r) => applied_or_unchanged(&r.changed),
         Err((r, _)) => *r,
     };
     stats.count(result);
